@@ -1,0 +1,1 @@
+"""Built-in checks, one module per area: a probe (I/O) and rules (pure)."""

@@ -1,0 +1,550 @@
+"""The `path` check: PATH entries that are missing, name a file, repeat, are quoted,
+empty, relative or carry unexpanded variables; on Windows also the registry values
+behind Path, their types, their lengths against Windows' limits, and whether a
+``%Path2%``-style reference will expand given the order Windows builds the environment.
+
+Windows rules run anywhere: they read recorded facts (the registry values and which
+entries exist), so a snapshot from a Windows machine is diagnosed on Linux.
+"""
+
+from __future__ import annotations
+
+import ntpath
+import os
+import re
+from pathlib import Path
+from typing import Callable, Optional
+
+from llmdoctor.models import Check, Finding, ProbeContext, RuleContext
+from llmdoctor.redact import REDACTED, is_secret_name
+
+# Windows limits (see shared/reference/windows-cuda.md)
+VARIABLE_LIMIT = 32_767  # characters per environment variable
+CMD_LINE_LIMIT = 8_191  # cmd.exe command line, %VAR% expansions included
+EDITOR_LIMIT = 2_047  # the environment editor's limit for one value
+SETX_LIMIT = 1_024  # setx silently truncates to this
+
+PERCENT_REFERENCE = re.compile(r"%([^%;]+)%")
+POSIX_STARTUP_FILES = (
+    ".profile", ".bash_profile", ".bash_login", ".bashrc", ".zshenv", ".zprofile", ".zshrc",
+    ".config/fish/config.fish",
+)
+SYSTEM_STARTUP_FILES = ("/etc/environment", "/etc/profile", "/etc/bash.bashrc", "/etc/zsh/zshenv")
+# Variables Windows defines before it reads the registry's environment ("core" variables)
+CORE_MACHINE_VARIABLES = (
+    "SystemRoot", "SystemDrive", "windir", "ProgramFiles", "ProgramFiles(x86)", "ProgramW6432",
+    "CommonProgramFiles", "CommonProgramFiles(x86)", "CommonProgramW6432", "ProgramData",
+    "ALLUSERSPROFILE", "PUBLIC", "COMPUTERNAME",
+)
+CORE_USER_VARIABLES = (
+    "USERPROFILE", "HOMEDRIVE", "HOMEPATH", "APPDATA", "LOCALAPPDATA", "USERNAME", "USERDOMAIN",
+)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def split_path(value: str, separator: str) -> list:
+    return value.split(separator) if value else []
+
+
+def normalise_windows(entry: str) -> str:
+    """How Windows compares entries: case-insensitive, trailing backslash ignored."""
+    entry = entry.strip().strip('"').replace("/", "\\")
+    while len(entry) > 3 and entry.endswith("\\"):
+        entry = entry[:-1]
+    return entry.lower()
+
+
+def normalise_posix(entry: str) -> str:
+    return entry.rstrip("/") or "/"
+
+
+def expand_windows(value: str, variables: dict) -> str:
+    """ExpandEnvironmentStrings: one pass, unknown references left as they are."""
+    lookup = {k.lower(): v for k, v in variables.items()}
+
+    def replace(match: re.Match) -> str:
+        found = lookup.get(match.group(1).lower())
+        return found if found is not None else match.group(0)
+
+    return PERCENT_REFERENCE.sub(replace, value)
+
+
+def build_windows_path(registry: dict, core: dict) -> dict:
+    """The Path a new process gets, built in Windows' own order.
+
+    Order (Raymond Chen, "The Old New Thing", p=109137): core system variables; system
+    REG_SZ; system REG_EXPAND_SZ; core user variables; user REG_SZ; user REG_EXPAND_SZ.
+    A REG_EXPAND_SZ value sees only variables of an *earlier* step, and expansion goes one
+    level deep. The user Path is appended to the system Path.
+
+    Returns {"machine": expanded, "user": expanded, "merged": merged, "entries": [...]} where
+    each entry is {"raw", "expanded", "scope"}.
+    """
+    env: dict = {}
+    for name in CORE_MACHINE_VARIABLES:
+        if core.get(name):
+            env[name] = core[name]
+    machine = registry.get("machine", {})
+    user = registry.get("user", {})
+    for name, item in machine.items():
+        if item["type"] == "REG_SZ":
+            env[name] = item["value"]
+    before_machine_expand = dict(env)
+    for name, item in machine.items():
+        if item["type"] == "REG_EXPAND_SZ":
+            env[name] = expand_windows(item["value"], before_machine_expand)
+    for name in CORE_USER_VARIABLES:
+        if core.get(name):
+            env[name] = core[name]
+    for name, item in user.items():
+        if item["type"] == "REG_SZ" and name.lower() != "path":
+            env[name] = item["value"]
+    before_user_expand = dict(env)
+    built: dict = {"entries": []}
+    for scope, values, visible in (("machine", machine, before_machine_expand),
+                                   ("user", user, before_user_expand)):
+        item = _get_ci(values, "Path")
+        parts = []
+        for raw in split_path(item["value"] if item else "", ";"):
+            # one raw part may expand to several entries (a %Path2% reference)
+            value = expand_windows(raw, visible) if item["type"] == "REG_EXPAND_SZ" else raw
+            for expanded in value.split(";"):
+                built["entries"].append({"raw": raw, "expanded": expanded, "scope": scope})
+                parts.append(expanded)
+        built[scope] = ";".join(parts)
+    built["merged"] = ";".join(v for v in (built["machine"], built["user"]) if v)
+    return built
+
+
+def _get_ci(values: dict, name: str) -> Optional[dict]:
+    for key, item in values.items():
+        if key.lower() == name.lower():
+            return item
+    return None
+
+
+def _find_ci(values: dict, name: str) -> Optional[str]:
+    for key in values:
+        if key.lower() == name.lower():
+            return key
+    return None
+
+
+# ----------------------------------------------------------------------------- probe
+
+
+def _entry_facts(expanded: str, base: Optional[Callable] = None) -> dict:
+    candidate = expanded.strip()
+    if candidate.startswith('"') and candidate.endswith('"') and len(candidate) >= 2:
+        candidate = candidate[1:-1]
+    facts = {"exists": False, "is_dir": False, "is_file": False}
+    if not candidate:
+        return facts
+    try:
+        st = os.stat(candidate)
+    except (OSError, ValueError):
+        return facts
+    import stat as stat_module
+
+    facts["exists"] = True
+    facts["is_dir"] = stat_module.S_ISDIR(st.st_mode)
+    facts["is_file"] = stat_module.S_ISREG(st.st_mode)
+    return facts
+
+
+def _startup_sources(home: Path) -> list:
+    """Lines of shell startup files that set PATH, so rules can say where an entry comes from."""
+    sources = []
+    candidates = [home / name for name in POSIX_STARTUP_FILES] + [Path(p) for p in SYSTEM_STARTUP_FILES]
+    for path in candidates:
+        try:
+            if not path.is_file() or path.stat().st_size > 1_000_000:
+                continue
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        lines = [
+            {"line": number, "text": line.rstrip("\n")[:2000]}
+            for number, line in enumerate(text.splitlines(), start=1)
+            if "PATH" in line and not line.lstrip().startswith("#")
+        ]
+        if lines:
+            sources.append({"file": str(path), "user": _is_under(path, home), "lines": lines})
+    return sources
+
+
+def _is_under(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except (ValueError, OSError):
+        return False
+
+
+def probe_posix(environ: Optional[dict] = None) -> dict:
+    environ = dict(os.environ) if environ is None else environ
+    value = environ.get("PATH", "")
+    entries = [dict(raw=e, expanded=e, scope="process", **_entry_facts(e)) for e in split_path(value, ":")]
+    home = Path(environ.get("HOME") or os.path.expanduser("~"))
+    return {
+        "os": "posix",
+        "separator": ":",
+        "value": value,
+        "entries": entries,
+        "home": str(home),
+        "startup_files": _startup_sources(home),
+    }
+
+
+def probe_windows(backend, environ: Optional[dict] = None,
+                  entry_facts: Callable = _entry_facts) -> dict:
+    environ = dict(os.environ) if environ is None else environ
+    facts: dict = {"os": "windows", "separator": ";", "value": _get_env_ci(environ, "Path") or ""}
+    core = {}
+    for name in CORE_MACHINE_VARIABLES + CORE_USER_VARIABLES:
+        value = _get_env_ci(environ, name)
+        if value is not None:
+            core[name] = value
+    facts["core_variables"] = core
+    if backend is None:
+        facts["registry_error"] = "the registry could not be read"
+        entries = split_path(facts["value"], ";")
+        facts["entries"] = [dict(raw=e, expanded=e, scope="process", **entry_facts(e)) for e in entries]
+        return facts
+    registry = {}
+    for scope in ("machine", "user"):
+        try:
+            values = backend.read_all(scope)
+        except Exception as exc:  # noqa: BLE001 - a probe records, never raises
+            facts.setdefault("registry_errors", {})[scope] = f"{type(exc).__name__}: {exc}"
+            values = {}
+        registry[scope] = {
+            name: ({"value": REDACTED, "type": item["type"]} if is_secret_name(name) else item)
+            for name, item in values.items()
+        }
+    facts["registry"] = registry
+    built = build_windows_path(registry, core)
+    facts["entries"] = [dict(entry, **entry_facts(entry["expanded"])) for entry in built["entries"]]
+    # existence of folders listed in helper variables (a %Path2% that does not expand
+    # hides its entries from the Path above); the fix needs them to clean up safely
+    every_variable = dict(core)
+    for scope in ("machine", "user"):
+        every_variable.update({n: i["value"] for n, i in registry[scope].items()})
+    listed = {}
+    for scope in ("machine", "user"):
+        for name, item in registry[scope].items():
+            if name.lower() == "path" or not looks_like_path_list(item["value"]):
+                continue
+            for part in split_path(item["value"], ";"):
+                expanded = expand_windows(part.strip().strip('"'), every_variable)
+                if expanded:
+                    listed[normalise_windows(expanded)] = entry_facts(expanded)
+    facts["listed_folders"] = listed
+    return facts
+
+
+def looks_like_path_list(value: str) -> bool:
+    return ":\\" in value or value.startswith("%") or ";" in value
+
+
+def _get_env_ci(environ: dict, name: str) -> Optional[str]:
+    for key, value in environ.items():
+        if key.lower() == name.lower():
+            return value
+    return None
+
+
+def probe(context: ProbeContext) -> dict:
+    import sys
+
+    if sys.platform == "win32":  # pragma: no cover - needs Windows
+        from llmdoctor.winenv import get_backend
+
+        return probe_windows(get_backend())
+    return probe_posix()
+
+
+# ----------------------------------------------------------------------------- rules
+
+
+def _entry_list(items: list, limit: int = 12) -> str:
+    lines = [f"  {item}" for item in items[:limit]]
+    if len(items) > limit:
+        lines.append(f"  ... and {len(items) - limit} more")
+    return "\n".join(lines)
+
+
+def _where_set(entry: str, facts: dict) -> list:
+    """Startup-file lines (POSIX) that mention an entry."""
+    places = []
+    for source in facts.get("startup_files", []):
+        for line in source["lines"]:
+            if entry and entry in line["text"]:
+                places.append(f"{source['file']}:{line['line']}")
+    return places
+
+
+def rules(facts: dict, context: RuleContext) -> list:
+    windows = facts.get("os") == "windows"
+    entries = facts.get("entries", [])
+    findings: list = []
+    normalise = normalise_windows if windows else normalise_posix
+    separator = facts.get("separator", ";" if windows else ":")
+
+    if windows and facts.get("registry_error"):
+        findings.append(Finding("path.registry-unreadable", "warning",
+                                f"could not read Path from the registry: {facts['registry_error']}; "
+                                "checked this process's Path instead"))
+
+    def with_sources(entry: dict) -> str:
+        label = entry["raw"] if entry["raw"] == entry["expanded"] else f"{entry['raw']} -> {entry['expanded']}"
+        if windows and entry.get("scope") in ("user", "machine"):
+            label += f"  ({entry['scope']} Path)"
+        places = _where_set(entry["raw"], facts) if not windows else []
+        if places:
+            label += f"  (set in {', '.join(places)})"
+        return label
+
+    quoted, empty, relative, unexpanded, missing, file_entries = [], [], [], [], [], []
+    for entry in entries:
+        raw, expanded = entry["raw"], entry["expanded"]
+        stripped = expanded.strip()
+        if not stripped:
+            empty.append(entry)
+            continue
+        if '"' in stripped or (not windows and "'" in stripped):
+            quoted.append(entry)
+            if entry.get("exists"):
+                continue
+        if windows and PERCENT_REFERENCE.search(expanded):
+            unexpanded.append(entry)
+            continue
+        if not windows and ("$" in stripped or stripped.startswith("~")):
+            unexpanded.append(entry)
+            continue
+        is_absolute = ntpath.isabs(stripped.strip('"')) if windows else stripped.startswith("/")
+        if not is_absolute:
+            relative.append(entry)
+            continue
+        if entry.get("is_file"):
+            file_entries.append(entry)
+        elif not entry.get("exists") and entry not in quoted:
+            missing.append(entry)
+
+    if missing:
+        findings.append(Finding(
+            "path.missing-entry", "warning",
+            f"{len(missing)} PATH {'entry does' if len(missing) == 1 else 'entries do'} not exist: "
+            + ", ".join(e["expanded"] for e in missing[:3]) + (" ..." if len(missing) > 3 else ""),
+            "Folders that do not exist cost a lookup on every command and usually mean an "
+            "uninstalled tool:\n" + _entry_list([with_sources(e) for e in missing]),
+            fixes=["path"], facts={"entries": [e["expanded"] for e in missing]}))
+
+    present_dirs = {normalise(e["expanded"]) for e in entries if e.get("is_dir")}
+    for entry in file_entries:
+        folder = (ntpath if windows else os.path).dirname(entry["expanded"].strip().strip('"'))
+        name = (ntpath if windows else os.path).basename(entry["expanded"].strip().strip('"'))
+        folder_on_path = normalise(folder) in present_dirs
+        findings.append(Finding(
+            "path.file-entry", "warning" if folder_on_path else "error",
+            f"PATH entry {entry['expanded']} names a file, not a folder"
+            + ("" if folder_on_path else f": {name} will not be found"),
+            "PATH lists folders to search; an entry naming a program is never searched. "
+            f"Use its folder {folder} instead.\n" + _entry_list([with_sources(entry)]),
+            fixes=["path"], facts={"entry": entry["expanded"], "folder": folder,
+                                   "folder_on_path": folder_on_path}))
+
+    seen: dict = {}
+    duplicates = []
+    for entry in entries:
+        if not entry["expanded"].strip():
+            continue
+        key = normalise(entry["expanded"])
+        if key in seen:
+            duplicates.append(entry)
+        else:
+            seen[key] = entry
+    if duplicates:
+        findings.append(Finding(
+            "path.duplicate-entry", "info",
+            f"{len(duplicates)} PATH {'entry is' if len(duplicates) == 1 else 'entries are'} "
+            "listed twice: " + ", ".join(e["expanded"] for e in duplicates[:3])
+            + (" ..." if len(duplicates) > 3 else ""),
+            "Only the first occurrence is ever used; the rest lengthen PATH."
+            + (" Compared case-insensitively, trailing \\ ignored, after expansion." if windows else "")
+            + "\n" + _entry_list([with_sources(e) for e in duplicates]),
+            fixes=["path"], facts={"entries": [e["expanded"] for e in duplicates]}))
+
+    if quoted:
+        findings.append(Finding(
+            "path.quoted-entry", "warning",
+            f"{len(quoted)} PATH {'entry is' if len(quoted) == 1 else 'entries are'} quoted: "
+            + ", ".join(e["raw"] for e in quoted[:3]),
+            "Quotes in PATH are not stripped by every program (PowerShell's command search, "
+            "for one, treats them literally); folders with spaces need no quotes.\n"
+            + _entry_list([with_sources(e) for e in quoted]),
+            fixes=["path"], facts={"entries": [e["raw"] for e in quoted]}))
+
+    if empty:
+        findings.append(Finding(
+            "path.empty-entry", "info" if windows else "warning",
+            "PATH has an empty entry" + ("" if windows else ", which means the current folder"),
+            ("An empty entry does nothing on Windows but lengthen PATH." if windows else
+             "An empty entry (a leading or trailing ':' or '::') makes every command look in the "
+             "current folder first: a program dropped into a download folder can stand in for "
+             "a real one."),
+            fixes=["path"], facts={"count": len(empty)}))
+
+    if relative:
+        findings.append(Finding(
+            "path.relative-entry", "warning",
+            f"PATH has relative {'entry' if len(relative) == 1 else 'entries'}: "
+            + ", ".join(e["expanded"] for e in relative[:3]),
+            "A relative entry such as '.' is searched relative to the current folder, which "
+            "changes with every command and lets files in the current folder shadow real "
+            "programs.\n" + _entry_list([with_sources(e) for e in relative]),
+            fixes=["path"], facts={"entries": [e["expanded"] for e in relative]}))
+
+    if windows:
+        findings += _windows_rules(facts, entries, unexpanded, context)
+    elif unexpanded:
+        findings.append(Finding(
+            "path.unexpanded-variable", "warning",
+            "PATH has entries with unexpanded variables: "
+            + ", ".join(e["expanded"] for e in unexpanded[:3]),
+            "The shell expands $VAR and ~ only when PATH is set (and not inside single quotes); "
+            "programs searching PATH take them literally.\n"
+            + _entry_list([with_sources(e) for e in unexpanded]),
+            fixes=["path"], facts={"entries": [e["expanded"] for e in unexpanded]}))
+    if not findings:
+        findings.append(Finding("path.ok", "ok", f"{len(entries)} entries, every one an existing folder"))
+    return findings
+
+
+def _windows_rules(facts: dict, entries: list, unexpanded: list, context: RuleContext) -> list:
+    findings = []
+    registry = facts.get("registry") or {}
+    defined = {name.lower() for scope in registry.values() for name in scope}
+    merged = ";".join(e["expanded"] for e in entries)
+    warn_length = 7_500
+    if context.config is not None:
+        warn_length = int(context.config.threshold("path_warn_length"))
+
+    for scope in ("machine", "user"):
+        item = _get_ci(registry.get(scope, {}), "Path")
+        if not item:
+            continue
+        label = "system" if scope == "machine" else "user"
+        if item["type"] == "REG_SZ" and "%" in item["value"]:
+            findings.append(Finding(
+                "path.reg-sz-with-percent", "error",
+                f"the {label} Path is stored as REG_SZ but contains %: its references are never expanded",
+                "Path must be REG_EXPAND_SZ for %SystemRoot% or %Path2% inside it to expand; as "
+                "REG_SZ the literal text '%...%' becomes a PATH entry and everything behind it is "
+                "lost. Rewriting the value as REG_EXPAND_SZ (same text) repairs it.",
+                fixes=["path"], facts={"scope": scope, "type": item["type"]}))
+        length = len(item["value"])
+        if length == SETX_LIMIT:
+            findings.append(Finding(
+                "path.setx-truncated", "warning",
+                f"the {label} Path is exactly {SETX_LIMIT} characters long: it was probably cut "
+                "off by setx",
+                "setx silently truncates values to 1,024 characters (and merges the system Path "
+                "into the user Path when used as setx PATH \"%PATH%;...\"). Entries past the cut "
+                "are gone; compare with a backup or the installer's expected entries. Never use "
+                "setx to change Path.",
+                facts={"scope": scope, "length": length}))
+        elif length > EDITOR_LIMIT:
+            findings.append(Finding(
+                "path.value-too-long-for-editor", "warning",
+                f"the {label} Path value is {length:,} characters: over the {EDITOR_LIMIT:,} "
+                "that the environment editor accepts",
+                "Editing it in the Environment Variables dialog fails ('this environment "
+                "variable is too large') or truncates it. The fix moves entries into a helper "
+                "variable referenced from Path (the %Path2% split), in the way Windows' "
+                "expansion order makes work.",
+                fixes=["path"], facts={"scope": scope, "length": length}))
+
+    # references that will not expand
+    for entry in unexpanded:
+        names = PERCENT_REFERENCE.findall(entry["expanded"])
+        known = [n for n in names if n.lower() in defined]
+        if known:
+            findings.append(Finding(
+                "path.reference-will-not-expand", "error",
+                f"%{known[0]}% in the {('system' if entry['scope'] == 'machine' else 'user')} Path "
+                "will not expand",
+                _why_not_expanding(known[0], entry["scope"], registry)
+                + " Program search takes the leftover text literally, so every folder in that "
+                "variable is lost.",
+                fixes=["path"], facts={"entry": entry["raw"], "variable": known[0],
+                                       "scope": entry["scope"]}))
+        else:
+            findings.append(Finding(
+                "path.unexpanded-variable", "warning",
+                f"PATH entry {entry['expanded']} refers to a variable that is not defined",
+                "The variable is set neither in the user nor in the system environment, so the "
+                "entry is taken literally.",
+                fixes=["path"], facts={"entry": entry["raw"]}))
+
+    length = len(merged)
+    if length > VARIABLE_LIMIT:
+        findings.append(Finding(
+            "path.over-variable-limit", "error",
+            f"the merged Path is {length:,} characters: over Windows' {VARIABLE_LIMIT:,} limit",
+            "Entries past the limit are dropped when the environment is built; remove unused "
+            "entries.", fixes=["path"], facts={"length": length}))
+    elif length > CMD_LINE_LIMIT:
+        findings.append(Finding(
+            "path.too-long-for-cmd", "error",
+            f"the merged Path is {length:,} characters: over cmd.exe's {CMD_LINE_LIMIT:,}-character "
+            "line limit",
+            "Batch files that use %PATH%, vcvarsall.bat among them, fail with 'The input line is "
+            "too long', which stops CUDA extension builds. Splitting Path into %Path2% does not "
+            "shorten what is expanded; only removing entries does.",
+            fixes=["path"], facts={"length": length}))
+    elif length > warn_length:
+        findings.append(Finding(
+            "path.too-long-for-cmd", "warning",
+            f"the merged Path is {length:,} characters: close to cmd.exe's {CMD_LINE_LIMIT:,} limit",
+            "vcvarsall.bat appends several hundred characters to PATH; past 8,191 it fails with "
+            "'The input line is too long'.", fixes=["path"], facts={"length": length}))
+
+    core = facts.get("core_variables", {})
+    system_root = core.get("SystemRoot") or core.get("windir") or "C:\\Windows"
+    system32 = normalise_windows(system_root + "\\System32")
+    if entries and registry and system32 not in {normalise_windows(e["expanded"]) for e in entries}:
+        findings.append(Finding(
+            "path.missing-system32", "error",
+            f"{system_root}\\System32 is not on Path",
+            "Basic tools (cmd, where, reg) and many DLLs are found through it; it belongs at "
+            "the start of the system Path as %SystemRoot%\\system32.",
+            fixes=["path"], facts={"system_root": system_root}))
+    return findings
+
+
+def _why_not_expanding(name: str, scope: str, registry: dict) -> str:
+    machine_key = _find_ci(registry.get("machine", {}), name)
+    user_key = _find_ci(registry.get("user", {}), name)
+    definition = registry["machine"][machine_key] if machine_key else registry["user"][user_key]
+    where = "system" if machine_key else "user"
+    if scope == "machine" and not machine_key:
+        return (f"{name} is a user variable; the system Path is expanded before user variables "
+                "exist.")
+    if "%" in definition["value"]:
+        return (f"{name} itself contains %...% references; expansion goes one level deep.")
+    if definition["type"] == "REG_EXPAND_SZ" and where == ("system" if scope == "machine" else "user"):
+        return (f"{name} is REG_EXPAND_SZ in the same scope as Path; Windows expands those in "
+                "one step and only sees variables from earlier steps, so it must be REG_SZ.")
+    return f"{name} is not visible when Path is expanded."
+
+
+CHECK = Check(
+    id="path",
+    title="PATH",
+    probe=probe,
+    rules=rules,
+    timeout=5.0,
+)

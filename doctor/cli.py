@@ -1,0 +1,344 @@
+"""The ``llmdoctor`` command line.
+
+Exit codes (onboarding scripts depend on them):
+  0  no error findings (check), or the fix worked
+  1  at least one error finding (or a warning under --strict); a fix not applied or not fixed
+  2  usage error: unknown option or check id, bad configuration, unreadable snapshot
+
+Heavy modules (rich, the registry, the checks) are imported inside the commands so that
+``llmdoctor --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from llmdoctor import __version__
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+
+app = typer.Typer(
+    name="llmdoctor",
+    help="Find and fix what stops large language models from running on this machine.\n\n"
+         "Exit codes: 0 no errors; 1 errors found (or warnings with --strict), or a fix not "
+         "applied; 2 usage error (bad option, unknown check id, bad config or snapshot).",
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+class Fail(Exception):
+    """A one-line error for the user, with the exit code to leave with."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _out(text: str) -> None:
+    """Everything printed goes through the redactor: secrets never reach the terminal."""
+    from llmdoctor.redact import Redactor
+
+    sys.stdout.write(Redactor.from_environment().text(text))
+    if not text.endswith("\n"):
+        sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+def _err(text: str) -> None:
+    from llmdoctor.redact import Redactor
+
+    sys.stderr.write(Redactor.from_environment().text(text).rstrip("\n") + "\n")
+
+
+def _ids(values: Optional[List[str]]) -> list:
+    ids = []
+    for value in values or []:
+        ids.extend(part.strip() for part in value.split(",") if part.strip())
+    return ids
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"llmdoctor {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
+                                 help="Show the version and exit."),
+) -> None:
+    """Find and fix what stops large language models from running on this machine."""
+
+
+def _load(config_path: Optional[Path] = None):
+    from llmdoctor.config import load_config
+    from llmdoctor.registry import load_registry
+
+    return load_registry(), load_config(config_path)
+
+
+def _python(python: Optional[str]) -> str:
+    from llmdoctor.target import default_target_python
+
+    if python is None:
+        return default_target_python()
+    path = Path(python).expanduser()
+    if not path.exists():
+        raise Fail(f"--python {python}: no such interpreter")
+    return str(path)
+
+
+def _collect(registry, config, check_ids: list, python: str, offline: bool) -> dict:
+    from llmdoctor.models import ProbeContext
+    from llmdoctor.redact import Redactor
+    from llmdoctor.runner import collect
+
+    context = ProbeContext(python=python, offline=offline, config=config,
+                           timeout=float(config.threshold("probe_timeout_s")))
+    return collect(registry, check_ids, context, Redactor.from_environment())
+
+
+# ----------------------------------------------------------------------------- check
+
+
+@app.command()
+def check(
+    only: Optional[List[str]] = typer.Option(None, "--only", help="Run only these checks (ids, comma-separated or repeated)."),
+    skip: Optional[List[str]] = typer.Option(None, "--skip", help="Skip these checks."),
+    output_format: Format = typer.Option(Format.text, "--format", help="text, json or markdown."),
+    as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Show details and the facts behind each finding."),
+    snapshot: Optional[Path] = typer.Option(None, "--snapshot", help="Diagnose a snapshot from 'llmdoctor collect' instead of this machine."),
+    python: Optional[str] = typer.Option(None, "--python", help="Target interpreter whose packages are diagnosed (default: the active venv or conda env, else this one)."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 on warnings too."),
+    offline: bool = typer.Option(False, "--offline", help="Do not use the network."),
+) -> None:
+    """Diagnose this machine (or a snapshot) and report findings with the fixes for them."""
+    from llmdoctor.runner import diagnose, select_checks
+    from llmdoctor.snapshot import load_snapshot
+
+    registry, config = _load()
+    only_ids, skip_ids = _ids(only), _ids(skip)
+    check_ids = select_checks(registry, only_ids, skip_ids)
+    skipped = {c: "skipped by --skip" for c in skip_ids}
+    for check_id in config.skip:
+        if check_id in check_ids and check_id not in only_ids:
+            skipped.setdefault(check_id, f"skipped by the configuration ({config.source})")
+    if snapshot is not None:
+        data = load_snapshot(snapshot)
+    else:
+        to_probe = [c for c in check_ids if c not in skipped]
+        data = _collect(registry, config, to_probe, _python(python), offline)
+    diagnosis = diagnose(data, registry, config, check_ids, skipped, strict=strict)
+    fmt = Format.json if as_json else output_format
+    if fmt == Format.json:
+        _out(json.dumps(diagnosis.to_json(), indent=2, ensure_ascii=False))
+    elif fmt == Format.markdown:
+        from llmdoctor.render.markdown import render_markdown
+
+        _out(render_markdown(diagnosis))
+    else:
+        from llmdoctor.render.text import render_diagnosis
+
+        color = sys.stdout.isatty()
+        _out(render_diagnosis(diagnosis, verbose=verbose, color=color,
+                              ascii_only=not _can_print_unicode()))
+    raise typer.Exit(diagnosis.exit_code)
+
+
+def _can_print_unicode() -> bool:
+    encoding = (getattr(sys.stdout, "encoding", None) or "").lower()
+    return "utf" in encoding
+
+
+# ----------------------------------------------------------------------------- collect
+
+
+@app.command()
+def collect(
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the snapshot here (default: standard output)."),
+    only: Optional[List[str]] = typer.Option(None, "--only", help="Probe only these checks."),
+    python: Optional[str] = typer.Option(None, "--python", help="Target interpreter."),
+    offline: bool = typer.Option(False, "--offline", help="Do not use the network."),
+) -> None:
+    """Write this machine's facts as a redacted snapshot for 'check --snapshot'."""
+    from llmdoctor.runner import select_checks
+
+    registry, config = _load()
+    data = _collect(registry, config, select_checks(registry, _ids(only), []), _python(python), offline)
+    text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
+    if output is None:
+        _out(text)
+        return
+    from llmdoctor.redact import Redactor
+
+    try:
+        output.write_text(Redactor.from_environment().text(text) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise Fail(f"{output}: cannot write the snapshot: {exc.strerror or exc}", EXIT_PROBLEMS) from None
+    _err(f"wrote the snapshot of {len(data['facts'])} checks to {output}")
+
+
+# ----------------------------------------------------------------------------- list
+
+
+@app.command("list")
+def list_command(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """List the checks, fixes and smoke tests available, and where each comes from."""
+    registry, _ = _load()
+    checks = [{"id": c.id, "title": c.title, "source": registry.source_of("check", c.id),
+               "smoke": [s.id for s in c.smoke]} for c in registry.checks.values()]
+    fixes = [{"id": f.id, "title": f.title, "source": registry.source_of("fix", f.id),
+              "applicability": f.applicability, "scope": f.scope, "needs_admin": f.needs_admin,
+              "undoable": f.undoable, "afterwards": f.afterwards, "checks": list(f.checks)}
+             for f in registry.fixes.values()]
+    errors = [{"group": e.group, "name": e.name, "source": e.source, "error": e.error}
+              for e in registry.errors]
+    if as_json:
+        _out(json.dumps({"checks": checks, "fixes": fixes, "load_errors": errors}, indent=2))
+        return
+    lines = ["Checks:"]
+    lines += [f"  {c['id']:<16} {c['title']:<40} from {c['source']}" for c in checks]
+    lines.append("Fixes:")
+    for f in fixes:
+        admin = ", needs admin" if f["needs_admin"] else ""
+        lines.append(f"  --{f['id']:<14} {f['title']}  [{f['applicability']}, {f['scope']} scope"
+                     f"{admin}, {'undoable' if f['undoable'] else 'not undoable'}] from {f['source']}")
+    smoke = [s for c in checks for s in c["smoke"]]
+    lines.append("Smoke tests: " + (", ".join(smoke) or "none"))
+    for e in errors:
+        lines.append(f"  ! plugin {e['source']} ({e['group']} {e['name']}) failed to load: {e['error']}")
+    _out("\n".join(lines))
+
+
+# ----------------------------------------------------------------------------- fix
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def fix(
+    context: typer.Context,
+    fix_ids: Optional[List[str]] = typer.Argument(None, help="Fix ids to apply; or --ID for each (e.g. --path)."),
+    apply_all: bool = typer.Option(False, "--all", help="Every fix for the current findings (safe ones unless --unsafe)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan as a script; change nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking."),
+    unsafe: bool = typer.Option(False, "--unsafe", help="Allow fixes marked unsafe."),
+    python: Optional[str] = typer.Option(None, "--python", help="Target interpreter."),
+) -> None:
+    """Show a fix's plan as a script, ask, apply it (journaled), and verify it worked."""
+    from llmdoctor.fixing import run_fixes
+
+    requested = []
+    for extra in list(fix_ids or []) + list(context.args):
+        if extra == "--snapshot" or extra.startswith("--snapshot="):
+            raise Fail("fixes change this machine and refuse snapshots; run 'llmdoctor check "
+                       "--snapshot FILE' to diagnose one")
+        requested.append(extra[2:] if extra.startswith("--") else extra)
+    registry, config = _load()
+    code = run_fixes(registry, config, requested, apply_all=apply_all, dry_run=dry_run, yes=yes,
+                     unsafe=unsafe, python=_python(python), out=_out, interactive=sys.stdin.isatty())
+    raise typer.Exit(code)
+
+
+# ----------------------------------------------------------------------------- undo
+
+
+@app.command()
+def undo(
+    record_id: Optional[str] = typer.Argument(None, help="A fix id or journal id (default: the last applied fix)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Undo without asking."),
+    list_journal: bool = typer.Option(False, "--list", help="List the journal instead."),
+) -> None:
+    """Restore the before-state of the last (or the named) applied fix."""
+    from llmdoctor.fixing import run_undo
+
+    raise typer.Exit(run_undo(record_id, yes=yes, list_only=list_journal, out=_out,
+                              interactive=sys.stdin.isatty()))
+
+
+# ----------------------------------------------------------------------------- smoke
+
+
+@app.command()
+def smoke(
+    only: Optional[List[str]] = typer.Option(None, "--only", help="Run only these smoke tests."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    python: Optional[str] = typer.Option(None, "--python", help="Target interpreter."),
+) -> None:
+    """Run smoke tests, each in a subprocess with a timeout: pass, fail or skipped."""
+    from llmdoctor.smoke import run_smoke_test
+
+    registry, _ = _load()
+    tests = registry.smoke_tests()
+    wanted = _ids(only)
+    for test_id in wanted:
+        if test_id not in tests:
+            raise Fail(f"unknown smoke test {test_id!r} (known: {', '.join(sorted(tests))})")
+    target = _python(python)
+    results = [run_smoke_test(tests[t], {"python": target}) for t in sorted(tests)
+               if not wanted or t in wanted]
+    if as_json:
+        _out(json.dumps({"smoke": [r.to_json() for r in results]}, indent=2))
+    else:
+        marks = {"pass": "✓", "fail": "✗", "skipped": "-"} if _can_print_unicode() else \
+            {"pass": "OK", "fail": "X", "skipped": "-"}
+        _out("\n".join(f"[{marks[r.status]}] {r.id}: {r.message} ({r.duration_ms:.0f} ms)"
+                       for r in results) or "no smoke tests")
+    raise typer.Exit(EXIT_PROBLEMS if any(r.status == "fail" for r in results) else EXIT_OK)
+
+
+def main() -> None:
+    from llmdoctor.config import ConfigError
+    from llmdoctor.journal import JournalError
+    from llmdoctor.runner import UsageError
+    from llmdoctor.snapshot import SnapshotError
+
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except (ConfigError, SnapshotError, UsageError, JournalError) as exc:
+        _err(f"llmdoctor: error: {exc}")
+        sys.exit(EXIT_USAGE)
+    except Fail as exc:
+        _err(f"llmdoctor: error: {exc}")
+        sys.exit(exc.code)
+    except KeyboardInterrupt:
+        _err("llmdoctor: interrupted")
+        sys.exit(130)
+    except Exception as exc:  # click's usage errors and anything unforeseen: one line, no traceback
+        _handle_other(exc)
+
+
+def _handle_other(exc: Exception) -> None:
+    # click's exceptions, whether typer vendors click (0.2x) or depends on it (older typer)
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if "Abort" in names:
+        _err("llmdoctor: aborted")
+        sys.exit(EXIT_PROBLEMS)
+    if "ClickException" in names:
+        hint = " (see 'llmdoctor --help')"
+        _err(f"llmdoctor: error: {exc.format_message()}{hint if 'UsageError' in names else ''}")
+        sys.exit(EXIT_USAGE if "UsageError" in names else getattr(exc, "exit_code", 1))
+    _err(f"llmdoctor: internal error: {type(exc).__name__}: {exc} "
+         "(please report it with 'llmdoctor collect' output)")
+    sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()

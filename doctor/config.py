@@ -1,0 +1,192 @@
+"""Configuration: ``[tool.llmdoctor]`` in ./pyproject.toml, or ./llmdoctor.toml, or
+``config.toml`` in the user config folder (the first that exists wins).
+
+Every key is validated; a mistake is a :class:`ConfigError` whose message names the file
+and the key, which the CLI prints as one line.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised under Python < 3.11
+    import tomli as tomllib
+
+
+class ConfigError(Exception):
+    """A configuration file is malformed or has a bad key."""
+
+
+DEFAULT_THRESHOLDS = {
+    "min_free_gb": 20.0,  # warn when a model cache has less free space than this
+    "min_free_inodes": 10_000,
+    "path_warn_length": 7_500,  # cmd.exe's 8,191 minus what vcvarsall appends
+    "probe_timeout_s": 5.0,
+    "network_timeout_s": 3.0,
+}
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    id: str  # a finding id, or a pattern such as "path.*"
+    reason: str
+    expires: Optional[_dt.date] = None
+
+    def expired(self, today: Optional[_dt.date] = None) -> bool:
+        return self.expires is not None and (today or _dt.date.today()) > self.expires
+
+
+@dataclass(frozen=True)
+class ModelOfInterest:
+    name: str
+    size_gb: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class Config:
+    source: Optional[str] = None  # the file it came from, None for defaults
+    skip: tuple = ()
+    thresholds: dict = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
+    models: tuple = ()
+    acknowledge: tuple = ()
+
+    def threshold(self, name: str) -> Any:
+        return self.thresholds.get(name, DEFAULT_THRESHOLDS.get(name))
+
+
+def user_config_file() -> Path:
+    override = os.environ.get("LLMDOCTOR_CONFIG_DIR")
+    if override:
+        return Path(override) / "config.toml"
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("llmdoctor", appauthor=False)) / "config.toml"
+
+
+def find_config_file(cwd: Optional[Path] = None) -> tuple:
+    """(path, table key) of the configuration in force, or (None, None)."""
+    cwd = cwd or Path.cwd()
+    pyproject = cwd / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            data = _read_toml(pyproject)
+        except ConfigError:
+            data = None
+        if data is None or "llmdoctor" in data.get("tool", {}):
+            return pyproject, "tool.llmdoctor"
+    for candidate in (cwd / "llmdoctor.toml", user_config_file()):
+        if candidate.is_file():
+            return candidate, ""
+    return None, None
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+
+
+def load_config(path: Optional[Path] = None, cwd: Optional[Path] = None) -> Config:
+    table_key = ""
+    if path is None:
+        path, table_key = find_config_file(cwd)
+        if path is None:
+            return Config()
+    data = _read_toml(Path(path))
+    if table_key:
+        data = data.get("tool", {}).get("llmdoctor", {})
+    return parse_config(data, str(path), prefix=table_key)
+
+
+def parse_config(data: dict, source: str, prefix: str = "") -> Config:
+    def where(key: str) -> str:
+        return f"{source}: {prefix + '.' if prefix else ''}{key}"
+
+    allowed = {"skip", "thresholds", "models", "acknowledge"}
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(f"{where(key)}: unknown key (expected one of {', '.join(sorted(allowed))})")
+
+    skip = data.get("skip", [])
+    if not isinstance(skip, list) or not all(isinstance(s, str) for s in skip):
+        raise ConfigError(f"{where('skip')}: must be a list of check ids")
+
+    thresholds = dict(DEFAULT_THRESHOLDS)
+    raw_thresholds = data.get("thresholds", {})
+    if not isinstance(raw_thresholds, dict):
+        raise ConfigError(f"{where('thresholds')}: must be a table")
+    for key, value in raw_thresholds.items():
+        if key not in DEFAULT_THRESHOLDS:
+            raise ConfigError(
+                f"{where('thresholds.' + key)}: unknown threshold "
+                f"(expected one of {', '.join(sorted(DEFAULT_THRESHOLDS))})"
+            )
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(f"{where('thresholds.' + key)}: must be a non-negative number")
+        thresholds[key] = value
+
+    models = []
+    for index, item in enumerate(_list_of(data, "models", where)):
+        key = f"models[{index}]"
+        if isinstance(item, str):
+            models.append(ModelOfInterest(name=item))
+            continue
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise ConfigError(f"{where(key)}: must be a name or a table with 'name'")
+        unknown = set(item) - {"name", "size_gb"}
+        if unknown:
+            raise ConfigError(f"{where(key + '.' + sorted(unknown)[0])}: unknown key")
+        size = item.get("size_gb")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, (int, float)) or size <= 0):
+            raise ConfigError(f"{where(key + '.size_gb')}: must be a positive number")
+        models.append(ModelOfInterest(name=item["name"], size_gb=size))
+
+    acks = []
+    for index, item in enumerate(_list_of(data, "acknowledge", where)):
+        key = f"acknowledge[{index}]"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{where(key)}: must be a table with 'id' and 'reason'")
+        unknown = set(item) - {"id", "reason", "expires"}
+        if unknown:
+            raise ConfigError(f"{where(key + '.' + sorted(unknown)[0])}: unknown key")
+        if not isinstance(item.get("id"), str) or not item["id"]:
+            raise ConfigError(f"{where(key + '.id')}: a finding id is required")
+        if not isinstance(item.get("reason"), str) or not item["reason"].strip():
+            raise ConfigError(f"{where(key + '.reason')}: say why the finding is acknowledged")
+        expires = item.get("expires")
+        if isinstance(expires, str):
+            try:
+                expires = _dt.date.fromisoformat(expires)
+            except ValueError:
+                raise ConfigError(f"{where(key + '.expires')}: must be a date like 2027-01-31") from None
+        elif isinstance(expires, _dt.datetime):
+            expires = expires.date()
+        elif expires is not None and not isinstance(expires, _dt.date):
+            raise ConfigError(f"{where(key + '.expires')}: must be a date like 2027-01-31")
+        acks.append(Acknowledgement(id=item["id"], reason=item["reason"].strip(), expires=expires))
+
+    return Config(
+        source=source,
+        skip=tuple(skip),
+        thresholds=thresholds,
+        models=tuple(models),
+        acknowledge=tuple(acks),
+    )
+
+
+def _list_of(data: dict, key: str, where) -> list:
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        raise ConfigError(f"{where(key)}: must be a list")
+    return value

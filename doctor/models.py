@@ -1,0 +1,188 @@
+"""The plain data that flows through the doctor: checks, findings, results, fixes and plans.
+
+Probes produce facts (JSON-able dicts), rules turn facts into :class:`Finding` objects,
+fixes turn findings into a :class:`Plan` of typed actions (see ``llmdoctor.actions``).
+Nothing here touches the machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+SEVERITIES = ("ok", "info", "warning", "error")
+STATUSES = ("ok", "info", "warning", "error", "skipped")
+APPLICABILITIES = ("safe", "unsafe", "display-only")
+SCOPES = ("process", "user", "machine")
+AFTERWARDS = ("nothing", "new-terminal", "log-off")
+
+Facts = dict  # JSON-able facts of one check
+
+
+def severity_rank(severity: str) -> int:
+    return SEVERITIES.index(severity)
+
+
+@dataclass
+class Finding:
+    """One diagnosis: a stable id, a severity, one line, details, and the fixes that resolve it."""
+
+    id: str
+    severity: str
+    message: str
+    details: str = ""
+    fixes: list[str] = field(default_factory=list)
+    caused_by: Optional[str] = None  # id of the finding that is the root cause of this one
+    facts: dict = field(default_factory=dict)  # the facts behind it, shown with -v
+    acknowledged: Optional[str] = None  # the reason, when the configuration acknowledges it
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"finding {self.id}: unknown severity {self.severity!r}")
+
+    def to_json(self) -> dict:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "severity": self.severity,
+            "message": self.message,
+            "details": self.details,
+            "fixes": list(self.fixes),
+        }
+        if self.caused_by:
+            data["caused_by"] = self.caused_by
+        if self.acknowledged is not None:
+            data["acknowledged"] = self.acknowledged
+        if self.facts:
+            data["facts"] = self.facts
+        return data
+
+
+@dataclass(frozen=True)
+class ProbeContext:
+    """What a probe may know about the run: the target interpreter, options and thresholds."""
+
+    python: str
+    offline: bool = False
+    config: Any = None  # llmdoctor.config.Config
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """What a rule may know besides its own facts: the platform and the configuration."""
+
+    platform: dict
+    config: Any = None  # llmdoctor.config.Config
+    all_facts: dict = field(default_factory=dict)  # facts of every check, for cross-check rules
+
+
+@dataclass(frozen=True)
+class Check:
+    """A diagnosis area: a probe (I/O, returns facts) and rules (pure, facts -> findings).
+
+    ``applies`` decides from the platform facts whether the check means anything on the
+    machine the facts came from; when it returns a reason, the check is ``skipped``.
+    """
+
+    id: str
+    title: str
+    probe: Callable[[ProbeContext], Facts]
+    rules: Callable[[Facts, RuleContext], list]
+    applies: Optional[Callable[[dict], Optional[str]]] = None
+    timeout: float = 5.0
+    smoke: tuple = ()  # SmokeTest objects this area brings
+
+
+@dataclass(frozen=True)
+class SmokeTest:
+    """A small end-to-end proof, run in a subprocess with a timeout.
+
+    ``target`` names a function ``module:function`` that takes a dict of options and
+    returns a dict with ``status`` (pass/fail/skipped), ``message`` and optional figures.
+    """
+
+    id: str
+    title: str
+    target: str
+    timeout: float = 60.0
+
+
+@dataclass
+class CheckResult:
+    check_id: str
+    title: str
+    status: str
+    findings: list[Finding] = field(default_factory=list)
+    duration_ms: float = 0.0
+    reason: str = ""  # why it was skipped
+    source: str = ""  # the distribution that provides it
+
+    def to_json(self) -> dict:
+        data: dict[str, Any] = {
+            "id": self.check_id,
+            "title": self.title,
+            "status": self.status,
+            "findings": [f.to_json() for f in self.findings],
+            "duration_ms": round(self.duration_ms, 1),
+        }
+        if self.reason:
+            data["reason"] = self.reason
+        return data
+
+
+@dataclass
+class Plan:
+    """What a fix would do: typed actions, plus words for what cannot be scripted."""
+
+    fix_id: str
+    summary: str
+    actions: list = field(default_factory=list)  # llmdoctor.actions.Action
+    notes: list[str] = field(default_factory=list)
+    manual_steps: list[str] = field(default_factory=list)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.actions and not self.manual_steps
+
+
+@dataclass(frozen=True)
+class FixContext:
+    """What a fix's planner sees: the fresh facts and findings, options and backends."""
+
+    facts: dict
+    findings: list
+    platform: dict
+    python: str
+    config: Any = None
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A scripted repair, with what ruff calls applicability and what it will touch.
+
+    ``plan`` is pure: it turns facts and findings into a :class:`Plan`. The executor
+    applies it; afterwards the ``checks`` are re-run and ``smoke`` tests prove it.
+    """
+
+    id: str
+    title: str
+    checks: tuple
+    plan: Callable[[FixContext], Plan]
+    applicability: str = "safe"
+    scope: str = "user"
+    needs_admin: bool = False
+    undoable: bool = True
+    afterwards: str = "nothing"
+    smoke: tuple = ()  # ids of smoke tests that prove it
+    # facts for verification when the fix changes what *new* processes see (a startup
+    # file) rather than this one: returns {check_id: facts}, or None to re-probe as usual
+    reprobe: Optional[Callable[[], Optional[dict]]] = None
+
+    def __post_init__(self) -> None:
+        if self.applicability not in APPLICABILITIES:
+            raise ValueError(f"fix {self.id}: applicability must be one of {APPLICABILITIES}")
+        if self.scope not in SCOPES:
+            raise ValueError(f"fix {self.id}: scope must be one of {SCOPES}")
+        if self.afterwards not in AFTERWARDS:
+            raise ValueError(f"fix {self.id}: afterwards must be one of {AFTERWARDS}")

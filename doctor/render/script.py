@@ -1,0 +1,97 @@
+"""A plan shown as the script it amounts to: bash on POSIX, PowerShell on Windows.
+
+The script is what ``--dry-run`` prints and what the user consents to; llmdoctor itself
+applies the typed actions (journaled), not this text.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from llmdoctor.actions import (
+    BroadcastEnvironment,
+    CopyFile,
+    DeleteEnvVar,
+    PipInstall,
+    ReplaceLine,
+    RunCommand,
+    SetEnvVar,
+    WriteFile,
+)
+
+HIVES = {"user": "[EnvironmentVariableTarget]::User", "machine": "[EnvironmentVariableTarget]::Machine"}
+REG_PATHS = {"user": r"HKCU:\Environment",
+             "machine": r"HKLM:\SYSTEM\CurrentControlSet\Control\Session Manager\Environment"}
+
+
+def ps_quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def render_plan(plan, flavour: str) -> str:
+    lines = []
+    comment = "#"
+    lines.append(f"{comment} llmdoctor fix {plan.fix_id}: {plan.summary}")
+    if flavour == "bash":
+        lines.append("set -euo pipefail")
+    else:
+        lines.append("$ErrorActionPreference = 'Stop'")
+    for action in plan.actions:
+        lines.append(f"{comment} {action.describe()}")
+        lines.extend(_bash(action) if flavour == "bash" else _powershell(action))
+    for step in plan.manual_steps:
+        lines.append(f"{comment} MANUAL: {step}")
+    return "\n".join(lines) + "\n"
+
+
+def _bash(action) -> list:
+    q = shlex.quote
+    if isinstance(action, ReplaceLine):
+        return [f"cp -n {q(action.path)} {q(action.path + '.llmdoctor-backup')}",
+                f"# - {action.old}", f"# + {action.new}",
+                f"python3 - {q(action.path)} {action.line} <<'LLMDOCTOR'",
+                "import sys; p, n = sys.argv[1], int(sys.argv[2]); lines = open(p).read().splitlines(True)",
+                f"lines[n-1] = {action.new!r} + '\\n'; open(p, 'w').write(''.join(lines))",
+                "LLMDOCTOR"]
+    if isinstance(action, WriteFile):
+        backup = [f"cp -n {q(action.path)} {q(action.path + '.llmdoctor-backup')} 2>/dev/null || true"] \
+            if action.backup else []
+        return backup + [f"cat > {q(action.path)} <<'LLMDOCTOR'", action.content.rstrip("\n"), "LLMDOCTOR"]
+    if isinstance(action, CopyFile):
+        return [f"cp {q(action.source)} {q(action.destination)}"]
+    if isinstance(action, PipInstall):
+        return [" ".join(q(a) for a in action.argv())]
+    if isinstance(action, RunCommand):
+        return [("sudo " if action.needs_admin else "") + " ".join(q(a) for a in action.argv)]
+    if isinstance(action, (SetEnvVar, DeleteEnvVar, BroadcastEnvironment)):
+        return [f"# (Windows only) {action.describe()}"]
+    return [f"# {action.describe()}"]
+
+
+def _powershell(action) -> list:
+    if isinstance(action, SetEnvVar):
+        kind = "ExpandString" if action.value_type == "REG_EXPAND_SZ" else "String"
+        return [f"Set-ItemProperty -Path {ps_quote(REG_PATHS[action.scope])} -Name "
+                f"{ps_quote(action.name)} -Type {kind} -Value {ps_quote(action.value)}"]
+    if isinstance(action, DeleteEnvVar):
+        return [f"Remove-ItemProperty -Path {ps_quote(REG_PATHS[action.scope])} -Name "
+                f"{ps_quote(action.name)}"]
+    if isinstance(action, BroadcastEnvironment):
+        return ["# tell Explorer and new terminals: re-setting a variable broadcasts WM_SETTINGCHANGE",
+                "[Environment]::SetEnvironmentVariable('LLMDOCTOR_REFRESH', $null, "
+                "[EnvironmentVariableTarget]::User)"]
+    if isinstance(action, (WriteFile, ReplaceLine)):
+        if isinstance(action, ReplaceLine):
+            return [f"$lines = Get-Content -LiteralPath {ps_quote(action.path)}",
+                    f"$lines[{action.line - 1}] = {ps_quote(action.new)}",
+                    f"Set-Content -LiteralPath {ps_quote(action.path)} -Value $lines"]
+        return [f"Set-Content -LiteralPath {ps_quote(action.path)} -Encoding utf8 -Value @'",
+                action.content.rstrip("\n"), "'@"]
+    if isinstance(action, CopyFile):
+        return [f"Copy-Item -LiteralPath {ps_quote(action.source)} -Destination "
+                f"{ps_quote(action.destination)} -Force"]
+    if isinstance(action, PipInstall):
+        return ["& " + " ".join(ps_quote(a) for a in action.argv())]
+    if isinstance(action, RunCommand):
+        return ["& " + " ".join(ps_quote(a) for a in action.argv)]
+    return [f"# {action.describe()}"]

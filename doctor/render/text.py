@@ -1,0 +1,99 @@
+"""The terminal report: checks grouped with a glyph per status, one line per finding with
+the command that fixes it, root causes shown once with their consequences folded under
+them, and a summary line. ``-v`` adds details and the facts behind each finding."""
+
+from __future__ import annotations
+
+import io
+import json
+
+GLYPHS = {"ok": ("✓", "green"), "info": ("•", "cyan"), "warning": ("!", "yellow"),
+          "error": ("✗", "red"), "skipped": ("-", "dim")}
+ASCII_GLYPHS = {"ok": "OK", "info": "i", "warning": "!", "error": "X", "skipped": "-"}
+
+
+def glyph(status: str, ascii_only: bool) -> str:
+    if ascii_only:
+        return ASCII_GLYPHS[status]
+    return GLYPHS[status][0]
+
+
+def fix_command(fix_ids: list) -> str:
+    return "llmdoctor fix " + " ".join(f"--{f}" for f in fix_ids)
+
+
+def render_diagnosis(diagnosis, verbose: bool = False, color: bool = False,
+                     ascii_only: bool = False, width: int = 100) -> str:
+    from rich.console import Console
+    from rich.markup import escape
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=color, no_color=not color, width=width,
+                      highlight=False, soft_wrap=False)
+    findings = diagnosis.all_findings()
+    by_id = {}
+    for result in diagnosis.results:
+        for finding in result.findings:
+            by_id.setdefault(finding.id, (result, finding))
+    consequences: dict = {}
+    for finding in findings:
+        if finding.caused_by:
+            consequences.setdefault(finding.caused_by, []).append(finding)
+
+    platform = diagnosis.platform
+    console.print(f"[bold]llmdoctor[/bold] on {escape(platform.get('system', '?'))} "
+                  f"{escape(platform.get('release', ''))} ({escape(platform.get('machine', ''))}), "
+                  f"Python {escape(platform.get('python', '?'))}")
+    for result in diagnosis.results:
+        mark = glyph(result.status, ascii_only)
+        style = GLYPHS[result.status][1]
+        timing = f" [dim]({result.duration_ms:.0f} ms)[/dim]" if result.duration_ms else ""
+        reason = f" [dim]— {escape(result.reason)}[/dim]" if result.reason else ""
+        console.print(f"[{style}]\\[{escape(mark)}][/{style}] [bold]{escape(result.title)}[/bold]"
+                      f"{reason}{timing}")
+        for finding in result.findings:
+            _render_finding(console, finding, consequences, by_id, verbose, ascii_only, escape)
+    summary = diagnosis.summary()
+    parts = [f"{summary[s]} {s}" for s in ("error", "warning", "info", "ok", "skipped") if summary[s]]
+    counts = summary["findings"]
+    problems = counts["error"] + counts["warning"]
+    line = (f"Summary: {len(diagnosis.results)} checks ({', '.join(parts) or 'none'}); "
+            f"{problems} problem{'s' if problems != 1 else ''}")
+    if summary["acknowledged"]:
+        line += f", {summary['acknowledged']} acknowledged"
+    roots = sum(1 for f in findings if f.id in consequences)
+    if roots:
+        line += f"; {roots} root cause{'s' if roots != 1 else ''} explain{'s' if roots == 1 else ''} " \
+                f"{sum(len(v) for v in consequences.values())} other finding(s)"
+    console.print()
+    console.print(line + f". Exit code {diagnosis.exit_code}.")
+    return buffer.getvalue()
+
+
+def _render_finding(console, finding, consequences, by_id, verbose, ascii_only, escape) -> None:
+    mark = glyph(finding.severity, ascii_only)
+    style = GLYPHS[finding.severity][1]
+    if finding.acknowledged is not None:
+        console.print(f"    [dim]{escape(mark)} {escape(finding.message)} "
+                      f"(acknowledged: {escape(finding.acknowledged)})[/dim]")
+        return
+    if finding.caused_by and finding.caused_by in by_id:
+        console.print(f"    [dim]{escape(mark)} {escape(finding.message)} "
+                      f"— a consequence of {escape(finding.caused_by)}, shown above[/dim]")
+        return
+    console.print(f"    [{style}]{escape(mark)}[/{style}] {escape(finding.message)}")
+    if finding.fixes:
+        arrow = "->" if ascii_only else "→"
+        console.print(f"      [bold]{arrow} {escape(fix_command(finding.fixes))}[/bold]")
+    for consequence in consequences.get(finding.id, []):
+        origin = by_id.get(consequence.id, (None, None))[0]
+        where = f" ({origin.check_id})" if origin else ""
+        branch = "`-" if ascii_only else "↳"
+        console.print(f"      [dim]{branch} which causes: {escape(consequence.message)}{escape(where)}[/dim]")
+    if verbose:
+        if finding.details:
+            for line in finding.details.splitlines():
+                console.print(f"      [dim]{escape(line)}[/dim]")
+        if finding.facts:
+            console.print(f"      [dim]facts: {escape(json.dumps(finding.facts, sort_keys=True))}[/dim]")
+        console.print(f"      [dim]id: {escape(finding.id)}[/dim]")

@@ -1,0 +1,283 @@
+"""Running checks: probes concurrently (each with a deadline), then the pure rules.
+
+``collect`` touches the machine and yields a snapshot; ``diagnose`` turns any snapshot
+(this machine's or one from elsewhere) into check results. Probe threads are daemons, so
+a probe stuck past its deadline is abandoned and reported, and never holds up the exit.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Optional
+
+from llmdoctor.config import Config
+from llmdoctor.machine import probe_platform
+from llmdoctor.models import (
+    CheckResult,
+    Finding,
+    ProbeContext,
+    RuleContext,
+    severity_rank,
+)
+from llmdoctor.redact import Redactor
+from llmdoctor.registry import Registry
+from llmdoctor.snapshot import new_snapshot
+from llmdoctor.target import probe_target
+
+GRACE_S = 0.5  # how long past a probe's own timeout we wait before abandoning it
+
+
+class UsageError(Exception):
+    """The user asked for something that does not exist (an unknown check id, say)."""
+
+
+def select_checks(registry: Registry, only: list, skip: list) -> list:
+    known = set(registry.checks)
+    for check_id in list(only) + list(skip):
+        if check_id not in known:
+            raise UsageError(
+                f"unknown check id {check_id!r} (known: {', '.join(sorted(known)) or 'none'})"
+            )
+    ids = [c for c in sorted(known) if not only or c in only]
+    return ids
+
+
+class _ProbeThread(threading.Thread):
+    def __init__(self, check, context: ProbeContext) -> None:
+        super().__init__(name=f"probe-{check.id}", daemon=True)
+        self.check = check
+        self.context = context
+        self.facts: Optional[dict] = None
+        self.error = ""
+        self.duration_ms = 0.0
+
+    def run(self) -> None:
+        started = time.monotonic()
+        try:
+            facts = self.check.probe(self.context)
+            if not isinstance(facts, dict):
+                raise TypeError(f"probe returned {type(facts).__name__}, not a dict")
+            self.facts = facts
+        except BaseException as exc:  # probes must never raise; if one does, it is data
+            self.error = f"probe raised {type(exc).__name__}: {exc}"
+        self.duration_ms = (time.monotonic() - started) * 1000
+
+
+def collect(
+    registry: Registry, check_ids: list, context: ProbeContext, redactor: Redactor
+) -> dict:
+    """Probe this machine for the given checks; returns a redacted snapshot."""
+    platform = probe_platform()
+    threads = [_ProbeThread(registry.checks[c], context) for c in check_ids]
+    target_box: dict = {}
+    target_thread = threading.Thread(
+        target=lambda: target_box.update(probe_target(context.python, timeout=context.timeout * 2)),
+        daemon=True,
+    )
+    started = time.monotonic()
+    target_thread.start()
+    for thread in threads:
+        thread.start()
+    facts, meta = {}, {}
+    for thread in threads:
+        deadline = started + thread.check.timeout + GRACE_S
+        thread.join(max(0.0, deadline - time.monotonic()))
+        check_id = thread.check.id
+        if thread.is_alive():
+            facts[check_id] = {"probe_error": f"probe did not finish within {thread.check.timeout:g} s"}
+            meta[check_id] = {"timed_out": True, "duration_ms": (time.monotonic() - started) * 1000}
+        elif thread.facts is None:
+            facts[check_id] = {"probe_error": thread.error}
+            meta[check_id] = {"duration_ms": thread.duration_ms}
+        else:
+            facts[check_id] = thread.facts
+            meta[check_id] = {"duration_ms": round(thread.duration_ms, 1)}
+    target_thread.join(max(0.0, started + context.timeout * 2 + GRACE_S - time.monotonic()))
+    target = dict(target_box) or {"requested": context.python, "error": "target probe did not finish"}
+    snapshot = new_snapshot(platform, target, facts, meta)
+    return redactor.obj(snapshot)
+
+
+@dataclass
+class Diagnosis:
+    results: list = field(default_factory=list)  # CheckResult
+    platform: dict = field(default_factory=dict)
+    exit_code: int = 0
+
+    def summary(self) -> dict:
+        counts = {status: 0 for status in ("ok", "info", "warning", "error", "skipped")}
+        findings = {severity: 0 for severity in ("info", "warning", "error")}
+        acknowledged = 0
+        for result in self.results:
+            counts[result.status] += 1
+            for finding in result.findings:
+                if finding.acknowledged is not None:
+                    acknowledged += 1
+                elif finding.severity in findings:
+                    findings[finding.severity] += 1
+        return {**counts, "findings": findings, "acknowledged": acknowledged,
+                "exit_code": self.exit_code}
+
+    def all_findings(self) -> list:
+        return [f for r in self.results for f in r.findings]
+
+    def to_json(self) -> dict:
+        from llmdoctor import __version__
+
+        return {
+            "schema": 1,
+            "version": __version__,
+            "platform": self.platform,
+            "checks": [r.to_json() for r in self.results],
+            "summary": self.summary(),
+        }
+
+
+def _status_of(findings: list) -> str:
+    live = [f for f in findings if f.acknowledged is None]
+    if not live:
+        return "ok"
+    worst = max(live, key=lambda f: severity_rank(f.severity))
+    return worst.severity
+
+
+def run_rules(check, facts: dict, context: RuleContext) -> list:
+    if "probe_error" in facts:
+        return [Finding(
+            id=f"{check.id}.probe-failed",
+            severity="warning",
+            message=f"could not examine {check.title.lower()}: {facts['probe_error']}",
+            details="The probe records why it failed instead of guessing; the other checks ran.",
+        )]
+    try:
+        findings = list(check.rules(facts, context))
+        for finding in findings:
+            if not isinstance(finding, Finding):
+                raise TypeError(f"rules returned {type(finding).__name__}, not a Finding")
+        return findings
+    except Exception as exc:
+        return [Finding(
+            id=f"{check.id}.rules-failed",
+            severity="error",
+            message=f"internal error in the rules of '{check.id}': {type(exc).__name__}: {exc}",
+            details="".join(traceback.format_exception_only(type(exc), exc)).strip(),
+        )]
+
+
+def diagnose(
+    snapshot: dict,
+    registry: Registry,
+    config: Config,
+    check_ids: list,
+    skipped_by_user: dict,
+    strict: bool = False,
+    today=None,
+) -> Diagnosis:
+    platform = snapshot["platform"]
+    context = RuleContext(platform=platform, config=config, all_facts=snapshot["facts"])
+    diagnosis = Diagnosis(platform=platform)
+    for check_id in check_ids:
+        check = registry.checks[check_id]
+        source = registry.source_of("check", check_id)
+        if check_id in skipped_by_user:
+            diagnosis.results.append(CheckResult(check_id, check.title, "skipped",
+                                                 reason=skipped_by_user[check_id], source=source))
+            continue
+        reason = check.applies(platform) if check.applies else None
+        if reason:
+            diagnosis.results.append(CheckResult(check_id, check.title, "skipped", reason=reason,
+                                                 source=source))
+            continue
+        facts = snapshot["facts"].get(check_id)
+        if facts is None:
+            diagnosis.results.append(CheckResult(
+                check_id, check.title, "skipped", source=source,
+                reason="the snapshot has no facts for this check"))
+            continue
+        started = time.monotonic()
+        findings = run_rules(check, facts, context)
+        duration = (time.monotonic() - started) * 1000 + snapshot.get("probes", {}).get(
+            check_id, {}).get("duration_ms", 0.0)
+        diagnosis.results.append(CheckResult(check_id, check.title, "ok", findings, duration,
+                                             source=source))
+
+    ran = {r.check_id for r in diagnosis.results if r.status != "skipped"}
+    meta_findings = _plugin_findings(registry) + _apply_acknowledgements(
+        diagnosis.all_findings(), config, ran, today)
+    _resolve_root_causes(diagnosis.all_findings())
+    for result in diagnosis.results:
+        if result.status != "skipped":
+            result.status = _status_of(result.findings)
+    plugin = [f for f in meta_findings if f.id.startswith("plugins.")]
+    configuration = [f for f in meta_findings if f.id.startswith("config.")]
+    if plugin:
+        diagnosis.results.append(CheckResult("plugins", "Plugins", _status_of(plugin), plugin))
+    if configuration:
+        diagnosis.results.append(CheckResult("config", "Configuration", _status_of(configuration),
+                                             configuration))
+    diagnosis.exit_code = exit_code_for(diagnosis.all_findings(), strict)
+    return diagnosis
+
+
+def exit_code_for(findings: list, strict: bool) -> int:
+    live = [f for f in findings if f.acknowledged is None]
+    if any(f.severity == "error" for f in live):
+        return 1
+    if strict and any(f.severity == "warning" for f in live):
+        return 1
+    return 0
+
+
+def _plugin_findings(registry: Registry) -> list:
+    return [
+        Finding(
+            id="plugins.load-failed",
+            severity="warning",
+            message=f"plugin {error.source} could not be loaded ({error.group} '{error.name}'): "
+                    f"{error.error}",
+            details=f"Entry point {error.name} = {error.value}. The other checks ran; "
+                    f"reinstall or remove the package that provides it.",
+        )
+        for error in registry.errors
+    ]
+
+
+def _apply_acknowledgements(findings: list, config: Config, ran: set, today) -> list:
+    extra = []
+    for ack in config.acknowledge:
+        matched = [f for f in findings if fnmatch.fnmatchcase(f.id, ack.id)]
+        if ack.expired(today):
+            if matched:
+                extra.append(Finding(
+                    id="config.acknowledgement-expired",
+                    severity="warning",
+                    message=f"the acknowledgement of {ack.id} expired on {ack.expires}; "
+                            f"it counts again",
+                    details=f"Reason given: {ack.reason}. Renew the date in {config.source} "
+                            f"or fix the finding.",
+                ))
+            continue
+        for finding in matched:
+            finding.acknowledged = ack.reason
+        check_of_ack = ack.id.split(".", 1)[0]
+        if not matched and check_of_ack in ran:
+            extra.append(Finding(
+                id="config.acknowledgement-stale",
+                severity="info",
+                message=f"the acknowledgement of {ack.id} matches nothing any more; "
+                        f"remove it from {config.source}",
+                details=f"Reason given: {ack.reason}.",
+            ))
+    return extra
+
+
+def _resolve_root_causes(findings: list) -> None:
+    """Drop links to roots that are not present, so a consequence stands on its own."""
+    present = {f.id for f in findings}
+    for finding in findings:
+        if finding.caused_by and finding.caused_by not in present:
+            finding.caused_by = None

@@ -1,0 +1,52 @@
+"""Smoke tests: small end-to-end proofs, each in its own subprocess with a timeout.
+
+A smoke test is a function ``module:function(options) -> dict``. It runs under
+``python -m llmdoctor.smoke_worker`` so that a crash, a hang or a leaked GPU context
+stays out of the doctor's process; the worker prints one JSON line as its last line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+
+from llmdoctor import proc
+
+RESULT_MARKER = "LLMDOCTOR-SMOKE-RESULT "
+
+
+@dataclass
+class SmokeResult:
+    id: str
+    title: str
+    status: str  # pass | fail | skipped
+    message: str
+    duration_ms: float = 0.0
+    figures: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "title": self.title, "status": self.status,
+                "message": self.message, "duration_ms": round(self.duration_ms, 1),
+                "figures": self.figures}
+
+
+def run_smoke_test(test, options: dict, python: str = sys.executable) -> SmokeResult:
+    argv = [python, "-m", "llmdoctor.smoke_worker", test.target, json.dumps(options)]
+    result = proc.run(argv, timeout=test.timeout)
+    if result.timed_out:
+        return SmokeResult(test.id, test.title, "fail",
+                           f"did not finish within {test.timeout:g} s and was stopped",
+                           result.duration_ms)
+    for line in reversed(result.stdout.splitlines()):
+        if line.startswith(RESULT_MARKER):
+            try:
+                data = json.loads(line[len(RESULT_MARKER):])
+            except ValueError:
+                break
+            status = data.get("status") if data.get("status") in ("pass", "fail", "skipped") else "fail"
+            return SmokeResult(test.id, test.title, status, str(data.get("message", "")),
+                               result.duration_ms, data.get("figures") or {})
+    reason = result.error or (result.stderr.strip().splitlines() or ["no result"])[-1]
+    return SmokeResult(test.id, test.title, "fail", f"the smoke test crashed: {reason}",
+                       result.duration_ms)
