@@ -309,7 +309,9 @@ def main() -> None:
     from llmdoctor.snapshot import SnapshotError
 
     try:
-        app(standalone_mode=False)
+        # without standalone mode click hands typer.Exit's code back as the return value
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
     except typer.Exit as done:
         sys.exit(done.exit_code)
     except (ConfigError, SnapshotError, UsageError, JournalError) as exc:

@@ -98,6 +98,11 @@ def _apply_one(fix, plan, dry_run, yes, unsafe, interactive, python, registry, c
     from llmdoctor.winenv import get_backend
 
     if not plan.actions:
+        verdict, code = verify(fix, registry, config, python)
+        if code == EXIT_OK:  # e.g. startup files already clean, only this terminal is stale
+            out(f"✓ {fix.id}: nothing to change: new terminals are already healthy; "
+                "this one keeps its old environment until you open a new one")
+            return EXIT_OK
         out(f"✗ {fix.id}: not fixed: only manual steps remain (above).")
         return EXIT_PROBLEMS
     if dry_run:

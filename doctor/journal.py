@@ -58,7 +58,7 @@ class JournalRecord:
         now = _dt.datetime.now(_dt.timezone.utc)
         record_id = f"{now.strftime('%Y%m%dT%H%M%S')}-{fix_id}-{secrets.token_hex(2)}"
         folder = journal_dir()
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         data = {"id": record_id, "fix": fix_id, "summary": summary, "platform": platform,
                 "created": now.isoformat(timespec="seconds"), "status": "in-progress",
                 "entries": []}
@@ -67,8 +67,10 @@ class JournalRecord:
         return record
 
     def save(self) -> None:
+        # before-states can hold file contents: keep the journal private to the user
         temporary = self.path.with_suffix(".tmp")
-        with open(temporary, "w", encoding="utf-8") as handle:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(descriptor, "w", encoding="utf-8") as handle:
             json.dump(self.data, handle, indent=2)
             handle.flush()
             os.fsync(handle.fileno())

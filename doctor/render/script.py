@@ -29,34 +29,34 @@ def ps_quote(value: str) -> str:
 
 
 def render_plan(plan, flavour: str) -> str:
-    lines = []
-    comment = "#"
-    lines.append(f"{comment} llmdoctor fix {plan.fix_id}: {plan.summary}")
-    if flavour == "bash":
-        lines.append("set -euo pipefail")
-    else:
-        lines.append("$ErrorActionPreference = 'Stop'")
+    lines = [f"# llmdoctor fix {plan.fix_id}: {plan.summary}"]
+    lines.append("set -euo pipefail" if flavour == "bash" else "$ErrorActionPreference = 'Stop'")
+    backed_up: set = set()
     for action in plan.actions:
-        lines.append(f"{comment} {action.describe()}")
-        lines.extend(_bash(action) if flavour == "bash" else _powershell(action))
+        lines.append(f"# {action.describe()}")
+        if flavour == "bash":
+            path = getattr(action, "path", None)
+            if isinstance(action, ReplaceLine) or (isinstance(action, WriteFile) and action.backup):
+                if path not in backed_up:
+                    backed_up.add(path)
+                    lines.append(f"[ -e {shlex.quote(path)} ] && cp -n {shlex.quote(path)} "
+                                 f"{shlex.quote(path + '.llmdoctor-backup')}")
+            lines.extend(_bash(action))
+        else:
+            lines.extend(_powershell(action))
     for step in plan.manual_steps:
-        lines.append(f"{comment} MANUAL: {step}")
+        lines.append(f"# MANUAL: {step}")
     return "\n".join(lines) + "\n"
 
 
 def _bash(action) -> list:
     q = shlex.quote
     if isinstance(action, ReplaceLine):
-        return [f"cp -n {q(action.path)} {q(action.path + '.llmdoctor-backup')}",
-                f"# - {action.old}", f"# + {action.new}",
-                f"python3 - {q(action.path)} {action.line} <<'LLMDOCTOR'",
-                "import sys; p, n = sys.argv[1], int(sys.argv[2]); lines = open(p).read().splitlines(True)",
-                f"lines[n-1] = {action.new!r} + '\\n'; open(p, 'w').write(''.join(lines))",
-                "LLMDOCTOR"]
+        # GNU sed's "Nc\" command replaces line N; backslashes in the text are doubled
+        program = str(action.line) + "c\\\n" + action.new.replace("\\", "\\\\")
+        return [f"#   was: {action.old}", f"sed -i {q(program)} {q(action.path)}"]
     if isinstance(action, WriteFile):
-        backup = [f"cp -n {q(action.path)} {q(action.path + '.llmdoctor-backup')} 2>/dev/null || true"] \
-            if action.backup else []
-        return backup + [f"cat > {q(action.path)} <<'LLMDOCTOR'", action.content.rstrip("\n"), "LLMDOCTOR"]
+        return [f"cat > {q(action.path)} <<'LLMDOCTOR'", action.content.rstrip("\n"), "LLMDOCTOR"]
     if isinstance(action, CopyFile):
         return [f"cp {q(action.source)} {q(action.destination)}"]
     if isinstance(action, PipInstall):
