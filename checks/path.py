@@ -315,9 +315,8 @@ def rules(facts: dict, context: RuleContext) -> list:
             empty.append(entry)
             continue
         if '"' in stripped or (not windows and "'" in stripped):
-            quoted.append(entry)
-            if entry.get("exists"):
-                continue
+            quoted.append(entry)  # reported as quoted, whatever else is wrong with it
+            continue
         if windows and PERCENT_REFERENCE.search(expanded):
             unexpanded.append(entry)
             continue
@@ -330,7 +329,7 @@ def rules(facts: dict, context: RuleContext) -> list:
             continue
         if entry.get("is_file"):
             file_entries.append(entry)
-        elif not entry.get("exists") and entry not in quoted:
+        elif not entry.get("exists"):
             missing.append(entry)
 
     if missing:

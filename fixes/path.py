@@ -237,11 +237,14 @@ def plan_posix(facts: dict) -> Plan:
         elif not entry.get("exists"):
             problems.append((raw, None, "does not exist"))
     edits: dict = {}  # (file, line) -> [old, new, reasons]
+    home = facts.get("home", "")
     for text, replacement, why in problems:
-        places = _lines_setting(text, facts)
+        places = [(s, line, spelled, spelled_replacement)
+                  for spelled, spelled_replacement in _spellings(text, replacement, home)
+                  for s, line in _lines_setting(spelled, facts)]
         user_places = [p for p in places if p[0]["user"]]
         if not user_places:
-            where = ", ".join(f"{s['file']}:{line['line']}" for s, line in places)
+            where = ", ".join(f"{s['file']}:{line['line']}" for s, line, _, _ in places)
             if where:
                 result.manual_steps.append(
                     f"{text} ({why}) is added in {where}, a system file: edit it there as root")
@@ -251,10 +254,10 @@ def plan_posix(facts: dict) -> Plan:
                     "(~/.profile, ~/.bashrc, ~/.zshrc, ...): it comes from this session, a parent "
                     "program or another file; remove it there")
             continue
-        for source, line in user_places:
+        for source, line, spelled, spelled_replacement in user_places:
             key = (source["file"], line["line"])
             old, new, reasons = edits.get(key, (line["text"], line["text"], []))
-            edited = remove_path_entry(new, text, replacement)
+            edited = remove_path_entry(new, spelled, spelled_replacement)
             if edited != new:
                 reasons.append(f"{text} {why}" + (f" -> {replacement}" if replacement else ""))
                 edits[key] = (old, edited, reasons)
@@ -273,6 +276,17 @@ def plan_posix(facts: dict) -> Plan:
             "POSIX. Guard such lines with: case \":$PATH:\" in *\":DIR:\"*) ;; *) "
             "PATH=\"DIR:$PATH\";; esac")
     return result
+
+
+def _spellings(entry: str, replacement: Optional[str], home: str) -> list:
+    """How a startup file may spell an entry under HOME: as is, $HOME/..., ${HOME}/..., ~/..."""
+    spellings = [(entry, replacement)]
+    if home and home != "/" and (entry == home or entry.startswith(home.rstrip("/") + "/")):
+        for spelling in ("$HOME", "${HOME}", "~"):
+            spellings.append((spelling + entry[len(home.rstrip("/")):],
+                              spelling + replacement[len(home.rstrip("/")):]
+                              if replacement and replacement.startswith(home) else replacement))
+    return spellings
 
 
 def _lines_setting(text: str, facts: dict) -> list:

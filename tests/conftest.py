@@ -1,0 +1,62 @@
+"""Shared fixtures: an isolated HOME, state and config folder for every test, and a way to
+run the real ``llmdoctor`` command line in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("LLMDOCTOR_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("LLMDOCTOR_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("HF_HOME", str(home / ".cache" / "huggingface"))
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "KAGGLE_KERNEL_RUN_TYPE",
+                 "KAGGLE_DATA_PROXY_URL", "COLAB_RELEASE_TAG", "COLAB_GPU", "VIRTUAL_ENV",
+                 "CONDA_PREFIX", "XDG_CACHE_HOME", "TORCH_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+
+
+class CliResult:
+    def __init__(self, completed: subprocess.CompletedProcess) -> None:
+        self.code = completed.returncode
+        self.stdout = completed.stdout
+        self.stderr = completed.stderr
+
+    def json(self):
+        return json.loads(self.stdout)
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+@pytest.fixture
+def cli():
+    """Run ``python -m llmdoctor ARGS`` as a user would, with extra environment."""
+
+    def run(*args, env=None, stdin=None, timeout=60, cwd=None) -> CliResult:
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        completed = subprocess.run(
+            [sys.executable, "-m", "llmdoctor", *args],
+            capture_output=True, text=True, env=full_env, timeout=timeout,
+            input=stdin, cwd=cwd,
+        )
+        return CliResult(completed)
+
+    return run

@@ -1,0 +1,163 @@
+"""The `path` check and fix on POSIX, through the real command line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+from llmdoctor.checks.path import probe_posix, rules
+from llmdoctor.fixes.path import plan_posix, remove_path_entry
+from llmdoctor.models import RuleContext
+
+POSIX = RuleContext(platform={"system": "linux"})
+
+
+def test_must_show_missing_file_and_duplicate(cli):
+    result = cli("check", "--only", "path", "--json",
+                 env={"PATH": "/nonexistent:/usr/bin/env:/usr/bin:/usr/bin"})
+    report = result.json()
+    (path_check,) = report["checks"]
+    found = {f["id"]: f for f in path_check["findings"]}
+    assert found["path.missing-entry"]["fixes"] == ["path"]
+    assert "/nonexistent" in found["path.missing-entry"]["message"]
+    assert found["path.file-entry"]["fixes"] == ["path"]
+    assert "/usr/bin/env" in found["path.file-entry"]["message"]
+    assert found["path.duplicate-entry"]["fixes"] == ["path"]
+    assert "/usr/bin" in found["path.duplicate-entry"]["message"]
+    assert path_check["status"] == "warning"
+    assert result.code == 0  # warnings only
+    assert cli("check", "--only", "path", "--json", "--strict",
+               env={"PATH": "/nonexistent:/usr/bin"}).code == 1
+
+
+def test_file_entry_whose_folder_is_missing_is_an_error(tmp_path):
+    tool = tmp_path / "tools" / "ffmpeg"
+    tool.parent.mkdir()
+    tool.write_text("#!/bin/sh\n")
+    facts = probe_posix({"PATH": f"{tool}:/usr/bin", "HOME": str(tmp_path)})
+    (finding,) = [f for f in rules(facts, POSIX) if f.id == "path.file-entry"]
+    assert finding.severity == "error" and "ffmpeg will not be found" in finding.message
+
+
+def test_empty_relative_quoted_and_unexpanded_entries(tmp_path):
+    facts = probe_posix({"PATH": '/usr/bin::.:"/opt/x":$HOME/bin:~/bin', "HOME": str(tmp_path)})
+    found = {f.id: f for f in rules(facts, POSIX)}
+    assert found["path.empty-entry"].severity == "warning"
+    assert found["path.relative-entry"].facts["entries"] == ["."]
+    assert found["path.quoted-entry"].facts["entries"] == ['"/opt/x"']
+    assert found["path.unexpanded-variable"].facts["entries"] == ["$HOME/bin", "~/bin"]
+
+
+def test_findings_say_which_startup_file_sets_the_entry(tmp_path):
+    (tmp_path / ".profile").write_text('export PATH="/opt/gone/bin:$PATH"\n')
+    facts = probe_posix({"PATH": "/opt/gone/bin:/usr/bin", "HOME": str(tmp_path)})
+    (finding,) = [f for f in rules(facts, POSIX) if f.id == "path.missing-entry"]
+    assert f"{tmp_path / '.profile'}:1" in finding.details
+
+
+def test_remove_path_entry_keeps_the_rest_of_the_line():
+    assert remove_path_entry('export PATH="/a:/gone:$PATH"', "/gone") == 'export PATH="/a:$PATH"'
+    assert remove_path_entry("PATH=$PATH:/gone", "/gone") == "PATH=$PATH"
+    assert remove_path_entry("PATH=/gone/sub:/gone:$PATH", "/gone") == "PATH=/gone/sub:$PATH"
+    assert remove_path_entry("PATH=/x/ffmpeg:$PATH", "/x/ffmpeg", "/x") == "PATH=/x:$PATH"
+
+
+def test_entries_not_in_user_files_become_manual_steps(tmp_path):
+    facts = probe_posix({"PATH": "/opt/nowhere:/usr/bin", "HOME": str(tmp_path)})
+    plan = plan_posix(facts)
+    assert plan.actions == [] and "/opt/nowhere" in plan.manual_steps[0]
+
+
+BASHRC = textwrap.dedent("""\
+    # my settings
+    export OPENAI_API_KEY=sk-proj-abcdefghijklmnopqrstuvwxyz0123
+    export PATH="/opt/old-cuda/bin:$PATH"
+    export PATH="$PATH:/usr/bin/env"
+    export PATH="$HOME/tools/ffmpeg:$PATH"
+    alias ll='ls -l'
+    """)
+
+
+def _fixture_home(tmp_path):
+    home = tmp_path / "home"
+    (home / "tools").mkdir(parents=True, exist_ok=True)
+    (home / "tools" / "ffmpeg").write_text("#!/bin/sh\n")
+    (home / ".bashrc").write_text(BASHRC)
+    path = f"{home}/tools/ffmpeg:/opt/old-cuda/bin:/usr/local/bin:/usr/bin:/bin:/usr/bin/env"
+    env = {"HOME": str(home), "SHELL": "/bin/bash", "PATH": path}
+    return home, env
+
+
+def test_fix_consent_apply_verify_undo(cli, tmp_path):
+    home, env = _fixture_home(tmp_path)
+    bashrc = home / ".bashrc"
+
+    dry = cli("fix", "--path", "--dry-run", env=env)
+    assert dry.code == 0 and "sed -i" in dry.stdout and bashrc.read_text() == BASHRC
+
+    no_terminal = cli("fix", "--path", env=env, stdin="")
+    assert no_terminal.code == 1 and "--yes" in no_terminal.stdout
+    assert bashrc.read_text() == BASHRC
+
+    declined = cli("fix", "path", env=env, stdin="n\n")
+    assert declined.code == 1 and bashrc.read_text() == BASHRC
+
+    applied = cli("fix", "--path", "--yes", env=env)
+    assert applied.code == 0, applied.output
+    assert "✓ path: fixed" in applied.stdout
+    text = bashrc.read_text()
+    active = [line for line in text.splitlines() if not line.startswith("#")]
+    assert not any("/opt/old-cuda" in line or "/usr/bin/env" in line for line in active)
+    assert 'export PATH="$HOME/tools:$PATH"' in text  # a file entry became its folder
+    assert (home / ".bashrc.llmdoctor-backup").read_text() == BASHRC
+    assert "sk-proj-abcdefghijklmnopqrstuvwxyz0123" not in applied.output
+
+    again = cli("fix", "--path", "--yes", env=env)
+    assert again.code == 0 and "nothing to change" in again.stdout
+    assert bashrc.read_text() == text
+
+    undone = cli("undo", "--yes", env=env)
+    assert undone.code == 0, undone.output
+    assert bashrc.read_bytes() == BASHRC.encode()
+    assert not (home / ".bashrc.llmdoctor-backup").exists()
+    assert cli("undo", "--yes", env=env).code == 2  # nothing left to undo
+
+
+def test_fix_refuses_snapshots(cli):
+    result = cli("fix", "--path", "--snapshot", "x.json")
+    assert result.code == 2 and "refuse snapshots" in result.stderr
+
+
+def test_fix_killed_between_actions_can_be_undone(cli, tmp_path):
+    """SIGKILL after the first of several line edits; undo restores the file."""
+    home, env = _fixture_home(tmp_path)
+    script = textwrap.dedent("""
+        import os, signal
+        from llmdoctor.checks.path import probe_posix
+        from llmdoctor.executor import Executor
+        from llmdoctor.fixes.path import plan_posix
+        from llmdoctor.journal import JournalRecord
+        plan = plan_posix(probe_posix())
+        assert len(plan.actions) >= 2, plan
+        executor = Executor()
+        original = executor._do
+        calls = []
+        def dying(action):
+            calls.append(action)
+            if len(calls) == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return original(action)
+        executor._do = dying
+        executor.apply(plan.actions, JournalRecord.create("path", plan.summary, "linux"))
+        """)
+    full_env = dict(os.environ, **env)
+    killed = subprocess.run([sys.executable, "-c", script], env=full_env, capture_output=True,
+                            text=True, timeout=60)
+    assert killed.returncode == -9, killed.stderr
+    assert (home / ".bashrc").read_text() != BASHRC  # half applied
+    listing = cli("undo", "--list", env=env)
+    assert "in-progress" in listing.stdout
+    assert cli("undo", "--yes", env=env).code == 0
+    assert (home / ".bashrc").read_bytes() == BASHRC.encode()
