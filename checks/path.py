@@ -269,6 +269,19 @@ def probe(context: ProbeContext) -> dict:
 # ----------------------------------------------------------------------------- rules
 
 
+def _short(entry: str, width: int = 60) -> str:
+    """An entry shortened in the middle, for one-line messages (details keep it whole)."""
+    if len(entry) <= width:
+        return entry
+    keep = (width - 3) // 2
+    return entry[:keep] + "..." + entry[-keep:]
+
+
+def _some(entries: list, key: str = "expanded") -> str:
+    shown = ", ".join(_short(e[key]) for e in entries[:2])
+    return shown + (f" and {len(entries) - 2} more" if len(entries) > 2 else "")
+
+
 def _entry_list(items: list, limit: int = 12) -> str:
     lines = [f"  {item}" for item in items[:limit]]
     if len(items) > limit:
@@ -336,7 +349,7 @@ def rules(facts: dict, context: RuleContext) -> list:
         findings.append(Finding(
             "path.missing-entry", "warning",
             f"{len(missing)} PATH {'entry does' if len(missing) == 1 else 'entries do'} not exist: "
-            + ", ".join(e["expanded"] for e in missing[:3]) + (" ..." if len(missing) > 3 else ""),
+            + _some(missing),
             "Folders that do not exist cost a lookup on every command and usually mean an "
             "uninstalled tool:\n" + _entry_list([with_sources(e) for e in missing]),
             fixes=["path"], facts={"entries": [e["expanded"] for e in missing]}))
@@ -348,7 +361,7 @@ def rules(facts: dict, context: RuleContext) -> list:
         folder_on_path = normalise(folder) in present_dirs
         findings.append(Finding(
             "path.file-entry", "warning" if folder_on_path else "error",
-            f"PATH entry {entry['expanded']} names a file, not a folder"
+            f"PATH entry {_short(entry['expanded'])} names a file, not a folder"
             + ("" if folder_on_path else f": {name} will not be found"),
             "PATH lists folders to search; an entry naming a program is never searched. "
             f"Use its folder {folder} instead.\n" + _entry_list([with_sources(entry)]),
@@ -369,8 +382,7 @@ def rules(facts: dict, context: RuleContext) -> list:
         findings.append(Finding(
             "path.duplicate-entry", "info",
             f"{len(duplicates)} PATH {'entry is' if len(duplicates) == 1 else 'entries are'} "
-            "listed twice: " + ", ".join(e["expanded"] for e in duplicates[:3])
-            + (" ..." if len(duplicates) > 3 else ""),
+            "listed twice: " + _some(duplicates),
             "Only the first occurrence is ever used; the rest lengthen PATH."
             + (" Compared case-insensitively, trailing \\ ignored, after expansion." if windows else "")
             + "\n" + _entry_list([with_sources(e) for e in duplicates]),
@@ -380,7 +392,7 @@ def rules(facts: dict, context: RuleContext) -> list:
         findings.append(Finding(
             "path.quoted-entry", "warning",
             f"{len(quoted)} PATH {'entry is' if len(quoted) == 1 else 'entries are'} quoted: "
-            + ", ".join(e["raw"] for e in quoted[:3]),
+            + _some(quoted, "raw"),
             "Quotes in PATH are not stripped by every program (PowerShell's command search, "
             "for one, treats them literally); folders with spaces need no quotes.\n"
             + _entry_list([with_sources(e) for e in quoted]),
@@ -399,8 +411,7 @@ def rules(facts: dict, context: RuleContext) -> list:
     if relative:
         findings.append(Finding(
             "path.relative-entry", "warning",
-            f"PATH has relative {'entry' if len(relative) == 1 else 'entries'}: "
-            + ", ".join(e["expanded"] for e in relative[:3]),
+            f"PATH has relative {'entry' if len(relative) == 1 else 'entries'}: " + _some(relative),
             "A relative entry such as '.' is searched relative to the current folder, which "
             "changes with every command and lets files in the current folder shadow real "
             "programs.\n" + _entry_list([with_sources(e) for e in relative]),
@@ -411,8 +422,7 @@ def rules(facts: dict, context: RuleContext) -> list:
     elif unexpanded:
         findings.append(Finding(
             "path.unexpanded-variable", "warning",
-            "PATH has entries with unexpanded variables: "
-            + ", ".join(e["expanded"] for e in unexpanded[:3]),
+            "PATH has entries with unexpanded variables: " + _some(unexpanded),
             "The shell expands $VAR and ~ only when PATH is set (and not inside single quotes); "
             "programs searching PATH take them literally.\n"
             + _entry_list([with_sources(e) for e in unexpanded]),
@@ -483,7 +493,7 @@ def _windows_rules(facts: dict, entries: list, unexpanded: list, context: RuleCo
         else:
             findings.append(Finding(
                 "path.unexpanded-variable", "warning",
-                f"PATH entry {entry['expanded']} refers to a variable that is not defined",
+                f"PATH entry {_short(entry['expanded'])} refers to a variable that is not defined",
                 "The variable is set neither in the user nor in the system environment, so the "
                 "entry is taken literally.",
                 fixes=["path"], facts={"entry": entry["raw"]}))

@@ -29,7 +29,7 @@ def render_diagnosis(diagnosis, verbose: bool = False, color: bool = False,
 
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=color, no_color=not color, width=width,
-                      highlight=False, soft_wrap=False)
+                      highlight=False, soft_wrap=True)
     findings = diagnosis.all_findings()
     by_id = {}
     for result in diagnosis.results:
