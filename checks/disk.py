@@ -204,7 +204,8 @@ def rules(facts: dict, context: RuleContext) -> list:
                                     f"{location['error']}"))
             continue
         free = location.get("free_bytes", 0)
-        mount_key = (location.get("mountpoint") or location["existing"], role in CACHE_ROLES)
+        # one verdict per filesystem, from its strictest role (caches come first)
+        mount_key = location.get("mountpoint") or location["existing"]
         if role in CACHE_ROLES and location["exists"] and not location["writable"]:
             findings.append(Finding(
                 "disk.not-writable", "error",

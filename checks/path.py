@@ -304,7 +304,6 @@ def rules(facts: dict, context: RuleContext) -> list:
     entries = facts.get("entries", [])
     findings: list = []
     normalise = normalise_windows if windows else normalise_posix
-    separator = facts.get("separator", ";" if windows else ":")
 
     if windows and facts.get("registry_error"):
         findings.append(Finding("path.registry-unreadable", "warning",
@@ -322,15 +321,14 @@ def rules(facts: dict, context: RuleContext) -> list:
 
     quoted, empty, relative, unexpanded, missing, file_entries = [], [], [], [], [], []
     for entry in entries:
-        raw, expanded = entry["raw"], entry["expanded"]
-        stripped = expanded.strip()
+        stripped = entry["expanded"].strip()
         if not stripped:
             empty.append(entry)
             continue
         if '"' in stripped or (not windows and "'" in stripped):
             quoted.append(entry)  # reported as quoted, whatever else is wrong with it
             continue
-        if windows and PERCENT_REFERENCE.search(expanded):
+        if windows and PERCENT_REFERENCE.search(stripped):
             unexpanded.append(entry)
             continue
         if not windows and ("$" in stripped or stripped.startswith("~")):

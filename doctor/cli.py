@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-
 from llmdoctor import __version__
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
@@ -31,6 +30,7 @@ app = typer.Typer(
     no_args_is_help=False,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: typer would otherwise import rich and a Markdown parser
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -104,14 +104,14 @@ def _python(python: Optional[str]) -> str:
     return str(path)
 
 
-def _collect(registry, config, check_ids: list, python: str, offline: bool) -> dict:
+def _collect(registry, config, check_ids: list, python: str, offline: bool, with_target: bool = False) -> dict:
     from llmdoctor.models import ProbeContext
     from llmdoctor.redact import Redactor
     from llmdoctor.runner import collect
 
     context = ProbeContext(python=python, offline=offline, config=config,
                            timeout=float(config.threshold("probe_timeout_s")))
-    return collect(registry, check_ids, context, Redactor.from_environment())
+    return collect(registry, check_ids, context, Redactor.from_environment(), with_target=with_target)
 
 
 # ----------------------------------------------------------------------------- check
@@ -119,13 +119,17 @@ def _collect(registry, config, check_ids: list, python: str, offline: bool) -> d
 
 @app.command()
 def check(
-    only: Optional[List[str]] = typer.Option(None, "--only", help="Run only these checks (ids, comma-separated or repeated)."),
+    only: Optional[List[str]] = typer.Option(
+        None, "--only", help="Run only these checks (ids, comma-separated or repeated)."),
     skip: Optional[List[str]] = typer.Option(None, "--skip", help="Skip these checks."),
     output_format: Format = typer.Option(Format.text, "--format", help="text, json or markdown."),
     as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Show details and the facts behind each finding."),
-    snapshot: Optional[Path] = typer.Option(None, "--snapshot", help="Diagnose a snapshot from 'llmdoctor collect' instead of this machine."),
-    python: Optional[str] = typer.Option(None, "--python", help="Target interpreter whose packages are diagnosed (default: the active venv or conda env, else this one)."),
+    snapshot: Optional[Path] = typer.Option(
+        None, "--snapshot", help="Diagnose a snapshot from 'llmdoctor collect' instead of this machine."),
+    python: Optional[str] = typer.Option(
+        None, "--python",
+        help="Target interpreter whose packages are diagnosed (default: the active venv or conda env, else this one)."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 on warnings too."),
     offline: bool = typer.Option(False, "--offline", help="Do not use the network."),
 ) -> None:
@@ -172,7 +176,8 @@ def _can_print_unicode() -> bool:
 
 @app.command()
 def collect(
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the snapshot here (default: standard output)."),
+    output: Optional[Path] = typer.Option(
+        None, "-o", "--output", help="Write the snapshot here (default: standard output)."),
     only: Optional[List[str]] = typer.Option(None, "--only", help="Probe only these checks."),
     python: Optional[str] = typer.Option(None, "--python", help="Target interpreter."),
     offline: bool = typer.Option(False, "--offline", help="Do not use the network."),
@@ -181,7 +186,8 @@ def collect(
     from llmdoctor.runner import select_checks
 
     registry, config = _load()
-    data = _collect(registry, config, select_checks(registry, _ids(only), []), _python(python), offline)
+    data = _collect(registry, config, select_checks(registry, _ids(only), []), _python(python), offline,
+                    with_target=True)
     text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
     if output is None:
         _out(text)
@@ -234,7 +240,8 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Machine-rea
 def fix(
     context: typer.Context,
     fix_ids: Optional[List[str]] = typer.Argument(None, help="Fix ids to apply; or --ID for each (e.g. --path)."),
-    apply_all: bool = typer.Option(False, "--all", help="Every fix for the current findings (safe ones unless --unsafe)."),
+    apply_all: bool = typer.Option(
+        False, "--all", help="Every fix for the current findings (safe ones unless --unsafe)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan as a script; change nothing."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking."),
     unsafe: bool = typer.Option(False, "--unsafe", help="Allow fixes marked unsafe."),
@@ -303,10 +310,7 @@ def smoke(
 
 
 def main() -> None:
-    from llmdoctor.config import ConfigError
-    from llmdoctor.journal import JournalError
-    from llmdoctor.runner import UsageError
-    from llmdoctor.snapshot import SnapshotError
+    from llmdoctor.errors import UserError
 
     try:
         # without standalone mode click hands typer.Exit's code back as the return value
@@ -314,7 +318,7 @@ def main() -> None:
         sys.exit(code if isinstance(code, int) else EXIT_OK)
     except typer.Exit as done:
         sys.exit(done.exit_code)
-    except (ConfigError, SnapshotError, UsageError, JournalError) as exc:
+    except UserError as exc:
         _err(f"llmdoctor: error: {exc}")
         sys.exit(EXIT_USAGE)
     except Fail as exc:

@@ -14,13 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from llmdoctor.errors import UserError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised under Python < 3.11
     import tomli as tomllib
 
 
-class ConfigError(Exception):
+class ConfigError(UserError):
     """A configuration file is malformed or has a bad key."""
 
 

@@ -13,6 +13,7 @@ from typing import Callable, Optional
 from llmdoctor.models import FixContext
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+AFTERWARDS_WORDS = {"nothing": "nothing", "new-terminal": "open a new terminal", "log-off": "sign out and in"}
 
 
 def _ask(question: str) -> bool:
@@ -77,7 +78,7 @@ def run_fixes(registry, config, requested: list, apply_all: bool, dry_run: bool,
             f"  applicability: {fix.applicability}; scope: {fix.scope}; administrator rights: "
             f"{'needed' if needs_admin else 'not needed'}; "
             f"{'undoable with llmdoctor undo' if fix.undoable else 'cannot be undone'}; afterwards: "
-            f"{ {'nothing': 'nothing', 'new-terminal': 'open a new terminal', 'log-off': 'sign out and in'}[fix.afterwards] }")
+            f"{AFTERWARDS_WORDS[fix.afterwards]}")
         for note in plan.notes:
             out(f"  - {note}")
         if plan.actions:
@@ -139,8 +140,8 @@ def _apply_one(fix, plan, dry_run, yes, unsafe, interactive, python, registry, c
 
 def verify(fix, registry, config, python: str) -> tuple:
     """Re-run the fix's checks (and smoke tests) and say in one line whether it worked."""
-    from llmdoctor.runner import diagnose, run_rules
     from llmdoctor.models import RuleContext
+    from llmdoctor.runner import run_rules
     from llmdoctor.smoke import run_smoke_test
 
     facts_override = fix.reprobe() if fix.reprobe else None

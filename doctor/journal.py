@@ -14,8 +14,10 @@ import secrets
 from pathlib import Path
 from typing import Optional
 
+from llmdoctor.errors import UserError
 
-class JournalError(Exception):
+
+class JournalError(UserError):
     pass
 
 

@@ -57,6 +57,16 @@ class Finding:
         return data
 
 
+class _Once:
+    """A value computed on first use, once, whichever probe thread asks first."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.lock = threading.Lock()
+        self.value: Optional[dict] = None
+
+
 @dataclass(frozen=True)
 class ProbeContext:
     """What a probe may know about the run: the target interpreter, options and thresholds."""
@@ -65,6 +75,20 @@ class ProbeContext:
     offline: bool = False
     config: Any = None  # llmdoctor.config.Config
     timeout: float = 5.0
+    _target: _Once = field(default_factory=_Once, repr=False, compare=False)
+
+    def target(self) -> dict:
+        """Facts of the target interpreter (versions, paths), probed on first use only:
+        starting another Python costs a tenth of a second that most checks do not need."""
+        with self._target.lock:
+            if self._target.value is None:
+                from llmdoctor.target import probe_target
+
+                self._target.value = probe_target(self.python, timeout=self.timeout * 2)
+            return self._target.value
+
+    def target_if_probed(self) -> Optional[dict]:
+        return self._target.value
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from llmdoctor.config import Config
+from llmdoctor.errors import UserError
 from llmdoctor.machine import probe_platform
 from llmdoctor.models import (
     CheckResult,
@@ -26,12 +27,11 @@ from llmdoctor.models import (
 from llmdoctor.redact import Redactor
 from llmdoctor.registry import Registry
 from llmdoctor.snapshot import new_snapshot
-from llmdoctor.target import probe_target
 
 GRACE_S = 0.5  # how long past a probe's own timeout we wait before abandoning it
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     """The user asked for something that does not exist (an unknown check id, say)."""
 
 
@@ -68,18 +68,20 @@ class _ProbeThread(threading.Thread):
 
 
 def collect(
-    registry: Registry, check_ids: list, context: ProbeContext, redactor: Redactor
+    registry: Registry, check_ids: list, context: ProbeContext, redactor: Redactor,
+    with_target: bool = False,
 ) -> dict:
-    """Probe this machine for the given checks; returns a redacted snapshot."""
+    """Probe this machine for the given checks; returns a redacted snapshot.
+
+    The target interpreter is probed when a check asks for it, or always with
+    ``with_target`` (``llmdoctor collect``: a snapshot for someone else should be complete).
+    """
     platform = probe_platform()
     threads = [_ProbeThread(registry.checks[c], context) for c in check_ids]
-    target_box: dict = {}
-    target_thread = threading.Thread(
-        target=lambda: target_box.update(probe_target(context.python, timeout=context.timeout * 2)),
-        daemon=True,
-    )
+    target_thread = threading.Thread(target=context.target, daemon=True) if with_target else None
     started = time.monotonic()
-    target_thread.start()
+    if target_thread:
+        target_thread.start()
     for thread in threads:
         thread.start()
     facts, meta = {}, {}
@@ -96,8 +98,11 @@ def collect(
         else:
             facts[check_id] = thread.facts
             meta[check_id] = {"duration_ms": round(thread.duration_ms, 1)}
-    target_thread.join(max(0.0, started + context.timeout * 2 + GRACE_S - time.monotonic()))
-    target = dict(target_box) or {"requested": context.python, "error": "target probe did not finish"}
+    if target_thread:
+        target_thread.join(max(0.0, started + context.timeout * 2 + GRACE_S - time.monotonic()))
+    target = context.target_if_probed() or {}
+    if with_target and not target:
+        target = {"requested": context.python, "error": "target probe did not finish"}
     snapshot = new_snapshot(platform, target, facts, meta)
     return redactor.obj(snapshot)
 

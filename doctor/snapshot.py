@@ -12,12 +12,13 @@ import json
 from pathlib import Path
 
 from llmdoctor import __version__
+from llmdoctor.errors import UserError
 
 SCHEMA = 1
 MAX_SNAPSHOT_BYTES = 50 * 1024 * 1024
 
 
-class SnapshotError(Exception):
+class SnapshotError(UserError):
     """A snapshot file cannot be used."""
 
 

@@ -71,7 +71,7 @@ def probe_target(python: str, timeout: float = 10.0) -> dict:
     # a neutral working folder keeps local files from shadowing modules
     result = proc.run([python, "-c", PROBE_SCRIPT], timeout=timeout, cwd=tempfile.gettempdir())
     if not result.ok:
-        reason = result.error or (result.stderr.strip().splitlines() or ["exit %s" % result.returncode])[-1]
+        reason = result.error or (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]
         return {"requested": python, "error": f"could not run the target interpreter: {reason}"}
     try:
         data = json.loads(result.stdout)

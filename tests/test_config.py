@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-
 from llmdoctor.config import ConfigError, load_config
 
 

@@ -113,3 +113,12 @@ def test_not_applicable_checks_are_skipped_with_a_reason():
     (result,) = diagnosis.results
     assert result.status == "skipped" and result.reason == "not applicable on linux"
     assert result.to_json()["reason"] == "not applicable on linux"
+
+
+def test_target_interpreter_is_probed_only_when_a_check_asks():
+    plain = Check("plain", "Plain", probe=lambda ctx: {}, rules=lambda f, c: [])
+    snapshot, _ = _run(_registry(plain))
+    assert snapshot["target"] == {}
+    asking = Check("asks", "Asks", probe=lambda ctx: {"v": ctx.target()["version"]}, rules=lambda f, c: [])
+    snapshot, _ = _run(_registry(asking))
+    assert snapshot["target"]["executable"] and snapshot["facts"]["asks"]["v"] == snapshot["target"]["version"]

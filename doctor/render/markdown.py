@@ -54,7 +54,7 @@ def render_markdown(diagnosis) -> str:
                 lines.append("  </details>")
         lines.append("")
     summary = diagnosis.summary()
-    lines.append(f"**Summary:** " + ", ".join(
+    lines.append("**Summary:** " + ", ".join(
         f"{summary[s]} {s}" for s in ("error", "warning", "info", "ok", "skipped")) +
         f"; exit code {diagnosis.exit_code}")
     return "\n".join(lines) + "\n"

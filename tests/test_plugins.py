@@ -1,0 +1,96 @@
+"""Third-party plugins: a tiny package installed into a temporary venv registers a check
+through the same entry-point group as the built-ins; a broken one is a finding, not a crash."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+PLUGIN_PYPROJECT = """\
+[build-system]
+requires = ["setuptools>=64"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "llmdoctor-example-plugin"
+version = "0.3.0"
+
+[tool.setuptools]
+py-modules = ["llmdoctor_example", "llmdoctor_broken"]
+
+[project.entry-points."llmdoctor.checks"]
+gpu-fan = "llmdoctor_example:CHECK"
+broken = "llmdoctor_broken:CHECK"
+"""
+
+PLUGIN_MODULE = '''\
+"""An example plugin check."""
+from llmdoctor.models import Check, Finding
+
+
+def probe(context):
+    return {"fan_rpm": 0}
+
+
+def rules(facts, context):
+    if facts["fan_rpm"] == 0:
+        return [Finding("gpu-fan.stopped", "warning", "the GPU fan is not spinning")]
+    return []
+
+
+CHECK = Check(id="gpu-fan", title="GPU fan", probe=probe, rules=rules)
+'''
+
+
+@pytest.fixture(scope="module")
+def plugin_venv(tmp_path_factory):
+    root = tmp_path_factory.mktemp("plugin")
+    package = root / "package"
+    package.mkdir()
+    (package / "pyproject.toml").write_text(PLUGIN_PYPROJECT)
+    (package / "llmdoctor_example.py").write_text(PLUGIN_MODULE)
+    (package / "llmdoctor_broken.py").write_text("raise ImportError('needs libfan.so')\n")
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    # llmdoctor and its dependencies come from the test environment (editable or not)
+    outer = sysconfig.get_paths()["purelib"]
+    Path(site).mkdir(parents=True, exist_ok=True)
+    with open(f"{site}/outer.pth", "w") as handle:
+        handle.write(f"import site; site.addsitedir({outer!r})\n")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
+                    "--no-deps", "--no-build-isolation", "--no-index", str(package)],
+                   check=True, timeout=300, capture_output=True)
+    return python
+
+
+def run(python, *args):
+    return subprocess.run([str(python), "-m", "llmdoctor", *args], capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_plugin_check_is_listed_with_its_source(plugin_venv):
+    listing = json.loads(run(plugin_venv, "list", "--json").stdout)
+    (fan,) = [c for c in listing["checks"] if c["id"] == "gpu-fan"]
+    assert fan["source"] == "llmdoctor-example-plugin 0.3.0"
+    assert {c["id"] for c in listing["checks"]} >= {"path", "disk", "gpu-fan"}
+    assert "needs libfan.so" in listing["load_errors"][0]["error"]
+
+
+def test_plugin_check_runs_and_broken_plugin_is_a_finding(plugin_venv):
+    result = run(plugin_venv, "check", "--json")
+    assert "Traceback" not in result.stderr
+    report = json.loads(result.stdout)
+    checks = {c["id"]: c for c in report["checks"]}
+    assert checks["gpu-fan"]["findings"][0]["id"] == "gpu-fan.stopped"
+    (load_failed,) = checks["plugins"]["findings"]
+    assert load_failed["id"] == "plugins.load-failed" and "needs libfan.so" in load_failed["message"]
+    text = run(plugin_venv, "check").stdout
+    assert "GPU fan" in text and "could not be loaded" in text
