@@ -44,37 +44,34 @@ class Registry:
 
 
 def _entry_points(group: str) -> list:
-    eps = metadata.entry_points()
-    if hasattr(eps, "select"):
-        selected = list(eps.select(group=group))
-    else:  # Python 3.9
-        selected = list(eps.get(group, []))
-    # a distribution installed twice (editable and normal) would register twice
-    unique, seen = [], set()
-    for ep in selected:
-        key = (ep.name, ep.value)
-        if key not in seen:
-            seen.add(key)
-            unique.append(ep)
-    return sorted(unique, key=lambda ep: ep.name)
+    """[(entry point, "distribution version")] of a group, each (name, value) once.
 
-
-def _distribution_name(ep) -> str:
-    dist = getattr(ep, "dist", None)  # Python 3.10+
-    if dist is not None:
+    Walks the distributions rather than calling ``entry_points()``: Python 3.9's entry
+    points do not know the distribution they come from, and ``list`` shows it.
+    """
+    found, seen = [], set()
+    for dist in metadata.distributions():
         try:
-            return f"{dist.metadata['Name']} {dist.version}"
-        except Exception:
-            pass
-    module = ep.value.split(":", 1)[0]
-    return "llmdoctor (built-in)" if module.startswith("llmdoctor.") else module.split(".")[0]
+            eps = [ep for ep in dist.entry_points if ep.group == group]
+        except Exception:  # a broken dist-info must not stop discovery
+            continue
+        for ep in eps:
+            key = (ep.name, ep.value)  # an editable and a normal install of one package
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                source = f"{dist.metadata['Name']} {dist.version}"
+            except Exception:
+                source = ep.value.split(":", 1)[0].split(".")[0]
+            found.append((ep, source))
+    return sorted(found, key=lambda pair: pair[0].name)
 
 
 def load_registry() -> Registry:
     registry = Registry()
     for group, kind, expected in ((CHECK_GROUP, "check", Check), (FIX_GROUP, "fix", Fix)):
-        for ep in _entry_points(group):
-            source = _distribution_name(ep)
+        for ep, source in _entry_points(group):
             try:
                 item = ep.load()
                 if callable(item) and not isinstance(item, expected):
