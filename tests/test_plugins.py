@@ -65,9 +65,10 @@ def plugin_venv(tmp_path_factory):
     Path(site).mkdir(parents=True, exist_ok=True)
     with open(f"{site}/outer.pth", "w") as handle:
         handle.write(f"import site; site.addsitedir({outer!r})\n")
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
-                    "--no-deps", "--no-build-isolation", "--no-index", str(package)],
-                   check=True, timeout=300, capture_output=True)
+    install = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
+                              "--no-deps", "--no-build-isolation", "--no-index", str(package)],
+                             timeout=300, capture_output=True, text=True)
+    assert install.returncode == 0, install.stdout + install.stderr
     return python
 
 
