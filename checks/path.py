@@ -269,8 +269,15 @@ def probe(context: ProbeContext) -> dict:
 # ----------------------------------------------------------------------------- rules
 
 
+def printable(text: str) -> str:
+    """Control characters and undecodable bytes as escapes, so an odd entry stays on its line."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _short(entry: str, width: int = 60) -> str:
     """An entry shortened in the middle, for one-line messages (details keep it whole)."""
+    entry = printable(entry)
     if len(entry) <= width:
         return entry
     keep = (width - 3) // 2
@@ -283,7 +290,7 @@ def _some(entries: list, key: str = "expanded") -> str:
 
 
 def _entry_list(items: list, limit: int = 12) -> str:
-    lines = [f"  {item}" for item in items[:limit]]
+    lines = [f"  {printable(item)}" for item in items[:limit]]
     if len(items) > limit:
         lines.append(f"  ... and {len(items) - limit} more")
     return "\n".join(lines)

@@ -312,6 +312,11 @@ def smoke(
 def main() -> None:
     from llmdoctor.errors import UserError
 
+    for stream in (sys.stdout, sys.stderr):  # odd bytes in PATH must not crash the report
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError):
+            pass
     try:
         # without standalone mode click hands typer.Exit's code back as the return value
         code = app(standalone_mode=False)

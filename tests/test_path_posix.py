@@ -161,3 +161,27 @@ def test_fix_killed_between_actions_can_be_undone(cli, tmp_path):
     assert "in-progress" in listing.stdout
     assert cli("undo", "--yes", env=env).code == 0
     assert (home / ".bashrc").read_bytes() == BASHRC.encode()
+
+
+def test_odd_characters_in_path_stay_on_one_line(cli):
+    odd = "/opt/new\nline:/opt/tab\there:/usr/bin"
+    for args in (["check", "--only", "path"], ["check", "--only", "path", "--json"],
+                 ["check", "--only", "path", "--format", "markdown"]):
+        result = cli(*args, env={"PATH": odd})
+        assert result.code == 0 and "Traceback" not in result.output
+    report = cli("check", "--only", "path", "--json", env={"PATH": "/opt/new\nline:/usr/bin"}).json()
+    (finding,) = [f for c in report["checks"] for f in c["findings"] if f["id"] == "path.missing-entry"]
+    assert "\n" not in finding["message"] and "/opt/new\\nline" in finding["message"]
+
+
+def test_undecodable_bytes_in_path(tmp_path):
+    import subprocess
+
+    env = dict(os.environ)
+    env_bytes = {k.encode(): v.encode("utf-8", "surrogateescape") for k, v in env.items()}
+    env_bytes[b"PATH"] = b"/opt/caf\xe9/bin:/usr/bin:/bin"
+    result = subprocess.run([sys.executable, "-m", "llmdoctor", "check", "--only", "path", "--json"],
+                            env=env_bytes, capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    text = result.stdout.decode("utf-8")  # valid UTF-8 whatever PATH held
+    assert "caf\\\\xe9" in text or "caf\\\\udce9" in text or "caf\\udce9" in text
