@@ -104,16 +104,6 @@ def _python(python: Optional[str]) -> str:
     return str(path)
 
 
-def _collect(registry, config, check_ids: list, python: str, offline: bool, with_target: bool = False) -> dict:
-    from llmdoctor.models import ProbeContext
-    from llmdoctor.redact import Redactor
-    from llmdoctor.runner import collect
-
-    context = ProbeContext(python=python, offline=offline, config=config,
-                           timeout=float(config.threshold("probe_timeout_s")))
-    return collect(registry, check_ids, context, Redactor.from_environment(), with_target=with_target)
-
-
 # ----------------------------------------------------------------------------- check
 
 
@@ -134,7 +124,7 @@ def check(
     offline: bool = typer.Option(False, "--offline", help="Do not use the network."),
 ) -> None:
     """Diagnose this machine (or a snapshot) and report findings with the fixes for them."""
-    from llmdoctor.runner import diagnose, select_checks
+    from llmdoctor.runner import collect_live, diagnose, select_checks
     from llmdoctor.snapshot import load_snapshot
 
     registry, config = _load()
@@ -148,7 +138,7 @@ def check(
         data = load_snapshot(snapshot)
     else:
         to_probe = [c for c in check_ids if c not in skipped]
-        data = _collect(registry, config, to_probe, _python(python), offline)
+        data = collect_live(registry, config, to_probe, _python(python), offline)
     diagnosis = diagnose(data, registry, config, check_ids, skipped, strict=strict)
     fmt = Format.json if as_json else output_format
     if fmt == Format.json:
@@ -183,11 +173,11 @@ def collect(
     offline: bool = typer.Option(False, "--offline", help="Do not use the network."),
 ) -> None:
     """Write this machine's facts as a redacted snapshot for 'check --snapshot'."""
-    from llmdoctor.runner import select_checks
+    from llmdoctor.runner import collect_live, select_checks
 
     registry, config = _load()
-    data = _collect(registry, config, select_checks(registry, _ids(only), []), _python(python), offline,
-                    with_target=True)
+    data = collect_live(registry, config, select_checks(registry, _ids(only), []), _python(python), offline,
+                        with_target=True)
     text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
     if output is None:
         _out(text)

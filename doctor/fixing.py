@@ -42,10 +42,9 @@ def _resolve(registry, requested: list, apply_all: bool, unsafe: bool, findings:
 
 
 def _diagnose_for(registry, config, check_ids: list, python: str):
-    from llmdoctor.cli import _collect
-    from llmdoctor.runner import diagnose
+    from llmdoctor.runner import collect_live, diagnose
 
-    snapshot = _collect(registry, config, check_ids, python, offline=False)
+    snapshot = collect_live(registry, config, check_ids, python)
     return snapshot, diagnose(snapshot, registry, config, check_ids, {})
 
 
@@ -53,10 +52,10 @@ def run_fixes(registry, config, requested: list, apply_all: bool, dry_run: bool,
               unsafe: bool, python: str, out: Callable, interactive: bool) -> int:
     from llmdoctor.render.script import render_plan
 
-    _resolve(registry, requested, apply_all, unsafe, [])  # unknown ids fail before probing
-    check_ids = sorted({c for f in registry.fixes.values() for c in f.checks if c in registry.checks}) \
-        if apply_all else sorted({c for f in requested if f in registry.fixes
-                                  for c in registry.fixes[f].checks if c in registry.checks})
+    candidates = _resolve(registry, requested, apply_all, unsafe, [])  # bad ids fail before probing
+    if apply_all:
+        candidates = list(registry.fixes.values())
+    check_ids = sorted({c for fix in candidates for c in fix.checks if c in registry.checks})
     snapshot, diagnosis = _diagnose_for(registry, config, check_ids, python)
     fixes = _resolve(registry, requested, apply_all, unsafe, diagnosis.all_findings())
     if not fixes:
@@ -140,14 +139,14 @@ def _apply_one(fix, plan, dry_run, yes, unsafe, interactive, python, registry, c
 
 def verify(fix, registry, config, python: str) -> tuple:
     """Re-run the fix's checks (and smoke tests) and say in one line whether it worked."""
+    from llmdoctor.machine import probe_platform
     from llmdoctor.models import RuleContext
     from llmdoctor.runner import run_rules
     from llmdoctor.smoke import run_smoke_test
 
     facts_override = fix.reprobe() if fix.reprobe else None
     if facts_override is not None:
-        platform = __import__("llmdoctor.machine", fromlist=["probe_platform"]).probe_platform()
-        context = RuleContext(platform=platform, config=config)
+        context = RuleContext(platform=probe_platform(), config=config)
         findings = [f for c in fix.checks for f in run_rules(registry.checks[c],
                                                               facts_override.get(c, {}), context)]
     else:

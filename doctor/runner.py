@@ -107,6 +107,14 @@ def collect(
     return redactor.obj(snapshot)
 
 
+def collect_live(registry: Registry, config: Config, check_ids: list, python: str,
+                 offline: bool = False, with_target: bool = False) -> dict:
+    """``collect`` for this machine with the configuration's timeouts and redaction."""
+    context = ProbeContext(python=python, offline=offline, config=config,
+                           timeout=float(config.threshold("probe_timeout_s")))
+    return collect(registry, check_ids, context, Redactor.from_environment(), with_target=with_target)
+
+
 @dataclass
 class Diagnosis:
     results: list = field(default_factory=list)  # CheckResult

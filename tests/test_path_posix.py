@@ -185,3 +185,12 @@ def test_undecodable_bytes_in_path(tmp_path):
     assert result.returncode == 0, result.stderr
     text = result.stdout.decode("utf-8")  # valid UTF-8 whatever PATH held
     assert "caf\\\\xe9" in text or "caf\\\\udce9" in text or "caf\\udce9" in text
+
+
+def test_fix_all_picks_fixes_for_current_findings(cli, tmp_path):
+    home, env = _fixture_home(tmp_path)
+    result = cli("fix", "--all", "--dry-run", env=env)
+    assert result.code == 0 and "Fix 'path'" in result.stdout and "sed -i" in result.stdout
+    assert (home / ".bashrc").read_text() == BASHRC
+    healthy = cli("fix", "--all", env={"PATH": "/usr/bin:/bin"})
+    assert healthy.code == 0 and "Nothing to fix" in healthy.stdout
