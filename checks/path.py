@@ -296,14 +296,20 @@ def _entry_list(items: list, limit: int = 12) -> str:
     return "\n".join(lines)
 
 
+def entry_pattern(entry: str) -> re.Pattern:
+    """An entry as a whole word of a PATH assignment ('/usr/bin' is not in '/usr/bin/x')."""
+    return re.compile(r"(?<=[=:\"' ])" + re.escape(entry) + r"(?=$|[:\"' ;])")
+
+
+def mentions_entry(line: str, entry: str) -> bool:
+    return bool(entry) and "PATH" in line and bool(entry_pattern(entry).search(line))
+
+
 def _where_set(entry: str, facts: dict) -> list:
-    """Startup-file lines (POSIX) that mention an entry."""
-    places = []
-    for source in facts.get("startup_files", []):
-        for line in source["lines"]:
-            if entry and entry in line["text"]:
-                places.append(f"{source['file']}:{line['line']}")
-    return places
+    """Startup-file lines (POSIX) that add an entry to PATH."""
+    return [f"{source['file']}:{line['line']}"
+            for source in facts.get("startup_files", []) for line in source["lines"]
+            if mentions_entry(line["text"], entry)]
 
 
 def rules(facts: dict, context: RuleContext) -> list:
@@ -390,8 +396,11 @@ def rules(facts: dict, context: RuleContext) -> list:
             "listed twice: " + _some(duplicates),
             "Only the first occurrence is ever used; the rest lengthen PATH."
             + (" Compared case-insensitively, trailing \\ ignored, after expansion." if windows else "")
+            + ("" if windows else " Usually a startup file that prepends on every nested shell; guard "
+               "it with: case \":$PATH:\" in *\":DIR:\"*) ;; *) PATH=\"DIR:$PATH\";; esac")
             + "\n" + _entry_list([with_sources(e) for e in duplicates]),
-            fixes=["path"], facts={"entries": [e["expanded"] for e in duplicates]}))
+            # the fix dedupes the Windows registry values; on POSIX there is nothing to edit
+            fixes=["path"] if windows else [], facts={"entries": [e["expanded"] for e in duplicates]}))
 
     if quoted:
         findings.append(Finding(

@@ -29,7 +29,9 @@ from llmdoctor.checks.path import (
     CORE_USER_VARIABLES,
     EDITOR_LIMIT,
     PERCENT_REFERENCE,
+    entry_pattern,
     expand_windows,
+    mentions_entry,
     normalise_windows,
     split_path,
 )
@@ -293,22 +295,14 @@ def _lines_setting(text: str, facts: dict) -> list:
     found = []
     for source in facts.get("startup_files", []):
         for line in source["lines"]:
-            if _mentions_entry(line["text"], text):
+            if mentions_entry(line["text"], text):
                 found.append((source, line))
     return found
 
 
-def _entry_pattern(entry: str) -> re.Pattern:
-    return re.compile(r"(?<=[=:\"' ])" + re.escape(entry) + r"(?=$|[:\"' ;])")
-
-
-def _mentions_entry(line: str, entry: str) -> bool:
-    return "PATH" in line and bool(_entry_pattern(entry).search(line))
-
-
 def remove_path_entry(line: str, entry: str, replacement: Optional[str] = None) -> str:
     """Take ``entry`` out of a PATH assignment line (or replace it), with one colon."""
-    pattern = _entry_pattern(entry)
+    pattern = entry_pattern(entry)
     match = pattern.search(line)
     if not match:
         return line

@@ -24,7 +24,7 @@ def test_must_show_missing_file_and_duplicate(cli):
     assert "/nonexistent" in found["path.missing-entry"]["message"]
     assert found["path.file-entry"]["fixes"] == ["path"]
     assert "/usr/bin/env" in found["path.file-entry"]["message"]
-    assert found["path.duplicate-entry"]["fixes"] == ["path"]
+    assert found["path.duplicate-entry"]["fixes"] == []  # harmless on POSIX; explained, not edited
     assert "/usr/bin" in found["path.duplicate-entry"]["message"]
     assert path_check["status"] == "warning"
     assert result.code == 0  # warnings only

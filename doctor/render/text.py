@@ -57,7 +57,8 @@ def render_diagnosis(diagnosis, verbose: bool = False, color: bool = False,
     parts = [f"{summary[s]} {s}" for s in ("error", "warning", "info", "ok", "skipped") if summary[s]]
     counts = summary["findings"]
     problems = counts["error"] + counts["warning"]
-    line = (f"Summary: {len(diagnosis.results)} checks ({', '.join(parts) or 'none'}); "
+    count = len(diagnosis.results)
+    line = (f"Summary: {count} check{'s' if count != 1 else ''} ({', '.join(parts) or 'none'}); "
             f"{problems} problem{'s' if problems != 1 else ''}")
     if summary["acknowledged"]:
         line += f", {summary['acknowledged']} acknowledged"
