@@ -379,6 +379,7 @@ CHECK = Check(
     title="Disk space",
     probe=probe,
     rules=rules,
+    order=20,
     timeout=5.0,
     smoke=(SmokeTest("disk", "Write and read back a file in the model cache",
                      "llmdoctor.checks.disk:smoke_disk", timeout=60.0),),

@@ -569,5 +569,6 @@ CHECK = Check(
     title="PATH",
     probe=probe,
     rules=rules,
+    order=10,
     timeout=5.0,
 )

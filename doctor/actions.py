@@ -88,6 +88,20 @@ class ReplaceLine:
 
 
 @dataclass(frozen=True)
+class SetShellBlock:
+    """Replace (or append) llmdoctor's marked block ``name`` in a shell startup file."""
+
+    path: str
+    name: str
+    lines: tuple
+    kind: str = field(default="shell-block", init=False)
+    needs_admin = False
+
+    def describe(self) -> str:
+        return f"set the '{self.name}' block in {self.path}"
+
+
+@dataclass(frozen=True)
 class CopyFile:
     source: str
     destination: str
@@ -106,6 +120,7 @@ class PipInstall:
     requirements: tuple
     index_url: Optional[str] = None
     extra_args: tuple = ()
+    restore_index_url: Optional[str] = None  # where the versions it replaces came from, for undo
     kind: str = field(default="pip-install", init=False)
     needs_admin = False
 
@@ -134,7 +149,8 @@ class RunCommand:
 
 
 ACTION_TYPES = {cls.__dataclass_fields__["kind"].default: cls for cls in (
-    SetEnvVar, DeleteEnvVar, BroadcastEnvironment, WriteFile, ReplaceLine, CopyFile, PipInstall, RunCommand)}
+    SetEnvVar, DeleteEnvVar, BroadcastEnvironment, WriteFile, ReplaceLine, SetShellBlock, CopyFile, PipInstall,
+    RunCommand)}
 
 
 def action_to_json(action) -> dict:
@@ -146,7 +162,7 @@ def action_to_json(action) -> dict:
 def action_from_json(data: dict):
     data = dict(data)
     cls = ACTION_TYPES[data.pop("kind")]
-    for key in ("requirements", "extra_args", "argv", "undo_argv"):
+    for key in ("requirements", "extra_args", "argv", "undo_argv", "lines"):
         if isinstance(data.get(key), list):
             data[key] = tuple(data[key])
     return cls(**data)

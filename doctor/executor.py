@@ -24,6 +24,7 @@ from llmdoctor.actions import (
     ReplaceLine,
     RunCommand,
     SetEnvVar,
+    SetShellBlock,
     WriteFile,
     action_from_json,
     action_to_json,
@@ -53,7 +54,7 @@ class Executor:
                     problems.append(f"{action.describe()}: the Windows registry is not available here")
                 elif action.needs_admin and not self.is_admin:
                     problems.append(f"{action.describe()}: needs administrator rights")
-            elif isinstance(action, (WriteFile, ReplaceLine, CopyFile)):
+            elif isinstance(action, (WriteFile, ReplaceLine, SetShellBlock, CopyFile)):
                 target = Path(action.destination if isinstance(action, CopyFile) else action.path)
                 if not _writable(target):
                     problems.append(f"{action.describe()}: {target} is not writable by this user"
@@ -68,6 +69,38 @@ class Executor:
             elif isinstance(action, PipInstall) and not Path(action.python).exists():
                 problems.append(f"{action.describe()}: interpreter {action.python} not found")
         return problems
+
+    def effective(self, actions: list) -> list:
+        """The actions that would change something; a fix re-run on a healthy machine has none.
+
+        Broadcasts are kept only when something else changes.
+        """
+        changing = [a for a in actions if not isinstance(a, BroadcastEnvironment) and self._would_change(a)]
+        if not changing:
+            return []
+        return [a for a in actions if a in changing or isinstance(a, BroadcastEnvironment)]
+
+    def _would_change(self, action) -> bool:
+        try:
+            if isinstance(action, SetEnvVar):
+                return self.registry is None or self.registry.get(action.scope, action.name) != (
+                    action.value, action.value_type)
+            if isinstance(action, DeleteEnvVar):
+                return self.registry is None or self.registry.get(action.scope, action.name) is not None
+            if isinstance(action, SetShellBlock):
+                from llmdoctor.shellenv import replace_block
+
+                path = Path(action.path)
+                current = path.read_text(encoding="utf-8", errors="surrogateescape") if path.exists() else ""
+                return replace_block(current, action.name, list(action.lines)) != current
+            if isinstance(action, WriteFile):
+                path = Path(action.path)
+                return not path.exists() or path.read_bytes() != action.content.encode("utf-8")
+            if isinstance(action, ReplaceLine):
+                return _read_line(Path(action.path), action.line) != action.new
+        except OSError:
+            return True
+        return True
 
     # ------------------------------------------------------------------ apply
 
@@ -94,7 +127,7 @@ class Executor:
             return {"exists": previous is not None,
                     "value": previous[0] if previous else None,
                     "type": previous[1] if previous else None}
-        if isinstance(action, (WriteFile, ReplaceLine, CopyFile)):
+        if isinstance(action, (WriteFile, ReplaceLine, SetShellBlock, CopyFile)):
             path = Path(action.destination if isinstance(action, CopyFile) else action.path)
             return _file_state(path)
         if isinstance(action, PipInstall):
@@ -108,14 +141,20 @@ class Executor:
             self.registry.delete(action.scope, action.name)
         elif isinstance(action, BroadcastEnvironment):
             self.registry.broadcast()
-        elif isinstance(action, (WriteFile, ReplaceLine)):
+        elif isinstance(action, (WriteFile, ReplaceLine, SetShellBlock)):
             path = Path(action.path)
             if isinstance(action, ReplaceLine):
                 content = _replace_line(path, action)
+            elif isinstance(action, SetShellBlock):
+                from llmdoctor.shellenv import replace_block
+
+                current = path.read_text(encoding="utf-8", errors="surrogateescape") if path.exists() else ""
+                content = replace_block(current, action.name, list(action.lines)).encode(
+                    "utf-8", errors="surrogateescape")
             else:
                 content = action.content.encode("utf-8")
             after = {}
-            if (isinstance(action, ReplaceLine) or action.backup) and path.exists():
+            if (not isinstance(action, WriteFile) or action.backup) and path.exists():
                 backup = path.with_name(path.name + BACKUP_SUFFIX)
                 if not backup.exists():
                     shutil.copy2(path, backup)
@@ -163,7 +202,7 @@ class Executor:
                 self.registry.delete(action.scope, action.name)
         elif isinstance(action, BroadcastEnvironment):
             self.registry.broadcast()
-        elif isinstance(action, (WriteFile, ReplaceLine, CopyFile)):
+        elif isinstance(action, (WriteFile, ReplaceLine, SetShellBlock, CopyFile)):
             path = Path(action.destination if isinstance(action, CopyFile) else action.path)
             _restore_file(path, before)
             backup = after.get("backup_created")
@@ -271,8 +310,8 @@ def _restore_pip(action: PipInstall, versions: dict) -> str:
     problems = []
     if reinstall:
         argv = [action.python, "-m", "pip", "install", *reinstall]
-        if action.index_url:
-            argv += ["--extra-index-url", action.index_url]
+        if action.restore_index_url:
+            argv += ["--extra-index-url", action.restore_index_url]
         result = proc.run(argv, timeout=1800)
         if not result.ok:
             problems.append(f"reinstalling {', '.join(reinstall)} failed")

@@ -68,6 +68,7 @@ def run_fixes(registry, config, requested: list, apply_all: bool, dry_run: bool,
         context = FixContext(facts=snapshot["facts"], findings=diagnosis.all_findings(),
                              platform=snapshot["platform"], python=python, config=config)
         plan = fix.plan(context)
+        plan.actions = _executor(snapshot).effective(plan.actions)  # drop what is already so
         if plan.is_empty:
             out(f"✓ {fix.id}: nothing to do; the checks it covers ({', '.join(fix.checks)}) "
                 "found nothing it can change.")
@@ -91,11 +92,17 @@ def run_fixes(registry, config, requested: list, apply_all: bool, dry_run: bool,
     return worst
 
 
+def _executor(snapshot: dict):
+    from llmdoctor.executor import Executor
+    from llmdoctor.winenv import get_backend
+
+    return Executor(registry=get_backend(), is_admin=bool(snapshot["platform"].get("is_admin")))
+
+
 def _apply_one(fix, plan, dry_run, yes, unsafe, interactive, python, registry, config, snapshot,
                out) -> int:
-    from llmdoctor.executor import Executor, FixError
+    from llmdoctor.executor import FixError
     from llmdoctor.journal import JournalRecord
-    from llmdoctor.winenv import get_backend
 
     if not plan.actions:
         verdict, code = verify(fix, registry, config, python)
@@ -121,7 +128,7 @@ def _apply_one(fix, plan, dry_run, yes, unsafe, interactive, python, registry, c
         if not _ask(f"Apply fix '{fix.id}'?"):
             out(f"✗ {fix.id}: not applied (declined).")
             return EXIT_PROBLEMS
-    executor = Executor(registry=get_backend(), is_admin=bool(snapshot["platform"].get("is_admin")))
+    executor = _executor(snapshot)
     problems = executor.preflight(plan.actions)
     if problems:
         out(f"✗ {fix.id}: not applied; nothing was changed:\n" + "\n".join(f"  - {p}" for p in problems))

@@ -11,6 +11,7 @@ import datetime as _dt
 import json
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -62,7 +63,7 @@ class JournalRecord:
         folder = journal_dir()
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         data = {"id": record_id, "fix": fix_id, "summary": summary, "platform": platform,
-                "created": now.isoformat(timespec="seconds"), "status": "in-progress",
+                "created": now.isoformat(timespec="seconds"), "sequence": time.time_ns(), "status": "in-progress",
                 "entries": []}
         record = cls(folder / f"{record_id}.json", data)
         record.save()
@@ -108,7 +109,7 @@ def load_records() -> list:
             records.append(JournalRecord(path, json.loads(path.read_text(encoding="utf-8"))))
         except (OSError, ValueError):
             continue
-    return sorted(records, key=lambda r: r.data.get("created", ""))
+    return sorted(records, key=lambda r: (r.data.get("sequence", 0), r.data.get("created", "")))
 
 
 UNDOABLE = ("applied", "in-progress", "failed")

@@ -63,4 +63,6 @@ def probe_platform() -> dict:
         "is_admin": _is_admin(),
         "wsl": _is_wsl(),
         "notebook": notebook_platform(dict(os.environ)),
+        "shell": os.environ.get("SHELL", "") if sys.platform != "win32" else os.environ.get("ComSpec", ""),
+        "home": os.path.expanduser("~"),
     }

@@ -115,6 +115,7 @@ class Check:
     applies: Optional[Callable[[dict], Optional[str]]] = None
     timeout: float = 5.0
     smoke: tuple = ()  # SmokeTest objects this area brings
+    order: int = 100  # place in the report: the stack from the bottom up, plugins last
 
 
 @dataclass(frozen=True)

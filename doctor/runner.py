@@ -42,8 +42,8 @@ def select_checks(registry: Registry, only: list, skip: list) -> list:
             raise UsageError(
                 f"unknown check id {check_id!r} (known: {', '.join(sorted(known)) or 'none'})"
             )
-    ids = [c for c in sorted(known) if not only or c in only]
-    return ids
+    ordered = sorted(known, key=lambda c: (registry.checks[c].order, c))
+    return [c for c in ordered if not only or c in only]
 
 
 class _ProbeThread(threading.Thread):

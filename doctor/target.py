@@ -33,8 +33,21 @@ if metadata is not None:
             continue
         if name:
             packages[name.lower().replace("_", "-")] = dist.version
+paths = []
+try:
+    import site, sysconfig
+    candidates = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+    candidates += list(getattr(site, "getsitepackages", lambda: [])())
+    if getattr(site, "ENABLE_USER_SITE", False):
+        candidates.append(site.getusersitepackages())
+    for path in candidates + [p for p in sys.path if p.endswith("-packages")]:
+        if path not in paths:
+            paths.append(path)
+except Exception:
+    pass
 print(json.dumps({
     "executable": sys.executable,
+    "site_packages": paths,
     "version": platform.python_version(),
     "prefix": sys.prefix,
     "base_prefix": getattr(sys, "base_prefix", sys.prefix),

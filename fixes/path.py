@@ -346,20 +346,13 @@ def reprobe() -> Optional[dict]:
 
 def reprobe_posix() -> Optional[dict]:
     """The PATH a new login shell builds from the startup files, checked again."""
-    from llmdoctor import proc
     from llmdoctor.checks.path import probe_posix
+    from llmdoctor.shellenv import login_shell_environment
 
-    shell = os.environ.get("SHELL") or "/bin/sh"
-    home = os.path.expanduser("~")
-    env = {"HOME": home, "USER": os.environ.get("USER", ""), "TERM": "dumb",
-           "PATH": "/usr/local/bin:/usr/bin:/bin"}
-    marker = "LLMDOCTOR-PATH="
-    result = proc.run([shell, "-l", "-i", "-c", f'printf "{marker}%s\\n" "$PATH"'],
-                      timeout=10, env=env)
-    for line in reversed(result.stdout.splitlines()):
-        if line.startswith(marker):
-            return probe_posix({"PATH": line[len(marker):], "HOME": home})
-    return None
+    environment = login_shell_environment()
+    if environment is None or "PATH" not in environment:
+        return None
+    return probe_posix({"PATH": environment["PATH"], "HOME": os.path.expanduser("~")})
 
 
 FIX = Fix(

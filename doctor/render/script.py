@@ -16,6 +16,7 @@ from llmdoctor.actions import (
     ReplaceLine,
     RunCommand,
     SetEnvVar,
+    SetShellBlock,
     WriteFile,
 )
 
@@ -36,7 +37,7 @@ def render_plan(plan, flavour: str) -> str:
         lines.append(f"# {action.describe()}")
         if flavour == "bash":
             path = getattr(action, "path", None)
-            if isinstance(action, ReplaceLine) or (isinstance(action, WriteFile) and action.backup):
+            if isinstance(action, (ReplaceLine, SetShellBlock)) or (isinstance(action, WriteFile) and action.backup):
                 if path not in backed_up:
                     backed_up.add(path)
                     lines.append(f"[ -e {shlex.quote(path)} ] && cp -n {shlex.quote(path)} "
@@ -57,6 +58,9 @@ def _bash(action) -> list:
         return [f"#   was: {action.old}", f"sed -i {q(program)} {q(action.path)}"]
     if isinstance(action, WriteFile):
         return [f"cat > {q(action.path)} <<'LLMDOCTOR'", action.content.rstrip("\n"), "LLMDOCTOR"]
+    if isinstance(action, SetShellBlock):
+        return [f"# (an earlier '{action.name}' block, if any, is replaced rather than repeated)",
+                f"cat >> {q(action.path)} <<'LLMDOCTOR'", *action.lines, "LLMDOCTOR"]
     if isinstance(action, CopyFile):
         return [f"cp {q(action.source)} {q(action.destination)}"]
     if isinstance(action, PipInstall):

@@ -1,0 +1,296 @@
+"""The `nvcc` check: the CUDA compiler runs, and accepts the host compiler it will use.
+
+nvcc refuses host compilers outside the window its own ``include/crt/host_config.h``
+enforces ("unsupported GNU version! gcc versions later than 15 are not supported!",
+"unsupported Microsoft Visual Studio version!"). The probe parses that file of the
+toolkit in use (the table in shared/reference/windows-cuda.md is only the fallback) and
+asks the host compiler for its version; ``-ccbin`` in ``NVCC_PREPEND_FLAGS`` /
+``NVCC_APPEND_FLAGS`` and ``CUDAHOSTCXX`` are honoured. The smoke test compiles a tiny
+kernel (and runs it where a GPU exists).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+from llmdoctor import proc
+from llmdoctor.checks.cuda_knowledge import parse_version, text
+from llmdoctor.checks.cuda_toolkit import wrapper_target
+from llmdoctor.models import Check, Finding, ProbeContext, RuleContext, SmokeTest
+
+# CUDA (major, minor) -> (highest GCC major, accepted _MSC_VER [low, high)) when host_config.h is unreadable
+FALLBACK_WINDOWS = [
+    ((11, 7), (11, 8), 11, (1910, 1940)), ((12, 0), (12, 3), 12, (1910, 1940)),
+    ((12, 4), (12, 6), 13, (1910, 1950)), ((12, 8), (12, 9), 14, (1910, 1950)),
+    ((13, 0), (13, 1), 15, (1920, 1950)), ((13, 2), (13, 3), 15, (1920, 1960)),
+    ((13, 4), (13, 5), 16, (1920, 1960)),
+]
+
+
+def parse_host_config(content: str) -> dict:
+    """The host-compiler window a host_config.h enforces."""
+    window: dict = {}
+    gcc_rule = (r"#if\s+__GNUC__\s*>\s*(\d+)"
+                r"(?:\s*\|\|\s*\(__GNUC__\s*==\s*(\d+)\s*&&\s*__GNUC_MINOR__\s*>\s*(\d+)\))?")
+    match = re.search(gcc_rule, content)
+    if match:
+        window["gcc_max_major"] = int(match.group(1))
+        if match.group(2):
+            window["gcc_max_minor_of_next"] = (int(match.group(2)), int(match.group(3)))
+    match = re.search(r"_MSC_VER\s*<\s*(\d+)\s*\|\|\s*_MSC_VER\s*>=?\s*(\d+)", content)
+    if match:
+        window["msvc_min"], window["msvc_limit"] = int(match.group(1)), int(match.group(2))
+    match = re.search(r"unsupported clang version!.*?less than (\d+)", content)
+    if match:
+        window["clang_limit"] = int(match.group(1))
+    window["override_guard"] = "__NV_NO_HOST_COMPILER_CHECK" in content
+    return window
+
+
+def fallback_window(cuda: tuple) -> dict:
+    for low, high, gcc, msvc in FALLBACK_WINDOWS:
+        if low <= cuda <= high:
+            return {"gcc_max_major": gcc, "msvc_min": msvc[0], "msvc_limit": msvc[1], "source": "table"}
+    return {}
+
+
+def ccbin_from_flags(environ: dict) -> Optional[str]:
+    for name in ("NVCC_PREPEND_FLAGS", "NVCC_APPEND_FLAGS"):
+        try:
+            words = shlex.split(environ.get(name, ""), posix=sys.platform != "win32")
+        except ValueError:
+            continue
+        for index, word in enumerate(words):
+            if word in ("-ccbin", "--compiler-bindir") and index + 1 < len(words):
+                return words[index + 1]
+            for prefix in ("-ccbin=", "--compiler-bindir="):
+                if word.startswith(prefix):
+                    return word[len(prefix):]
+    return None
+
+
+def _compiler_version(compiler: str, timeout: float) -> dict:
+    name = os.path.basename(compiler).lower()
+    if name.startswith("cl"):
+        result = proc.run([compiler], timeout=timeout)
+        match = re.search(r"Version (\d+)\.(\d+)", result.stderr + result.stdout)
+        if match:
+            return {"kind": "msvc", "version": f"{match.group(1)}.{match.group(2)}",
+                    "msc_ver": int(match.group(1)) * 100 + int(match.group(2))}  # 19.44 -> 1944
+        return {"kind": "msvc", "error": result.error or "no version in cl's banner"}
+    result = proc.run([compiler, "--version"], timeout=timeout)
+    first = (result.stdout.splitlines() or [""])[0]
+    kind = "clang" if "clang" in first.lower() else "gcc"
+    if kind == "gcc":
+        dumped = proc.run([compiler, "-dumpfullversion", "-dumpversion"], timeout=timeout)
+        version = dumped.stdout.strip() if dumped.ok else ""
+    else:
+        match = re.search(r"version (\d+\.\d+(?:\.\d+)?)", first)
+        version = match.group(1) if match else ""
+    if not version:
+        return {"kind": kind, "error": result.error or f"cannot read the version of {compiler}"}
+    return {"kind": kind, "version": version}
+
+
+def probe_nvcc(environ: dict, timeout: float) -> dict:
+    facts: dict = {"flags": {n: environ[n] for n in ("NVCC_PREPEND_FLAGS", "NVCC_APPEND_FLAGS", "CUDAHOSTCXX")
+                             if environ.get(n)}}
+    nvcc = shutil.which("nvcc", path=environ.get("PATH"))
+    home = environ.get("CUDA_HOME") or environ.get("CUDA_PATH")
+    if not nvcc and home:
+        candidate = Path(home) / "bin" / ("nvcc.exe" if sys.platform == "win32" else "nvcc")
+        nvcc = str(candidate) if candidate.exists() else None
+        facts["found_via"] = "CUDA_HOME"
+    if not nvcc:
+        facts["nvcc"] = None
+        return facts
+    facts["nvcc"] = nvcc
+    result = proc.run([nvcc, "--version"], timeout=timeout)
+    facts["run"] = {"ok": result.ok, "error": result.error, "returncode": result.returncode,
+                    "stderr": result.stderr[-500:], "timed_out": result.timed_out}
+    match = re.search(r"release (\d+\.\d+), V([\d.]+)", result.stdout)
+    if match:
+        facts["release"], facts["version"] = match.group(1), match.group(2)
+    real = wrapper_target(nvcc) or os.path.realpath(nvcc)
+    root = Path(real).parent.parent
+    facts["toolkit_root"] = str(root)
+    for header in (root / "include" / "crt" / "host_config.h",
+                   *sorted(root.glob("targets/*/include/crt/host_config.h"))):
+        try:
+            facts["host_config"] = {"path": str(header), **parse_host_config(header.read_text(errors="replace"))}
+            break
+        except OSError:
+            continue
+    compiler = ccbin_from_flags(environ) or environ.get("CUDAHOSTCXX")
+    facts["host_compiler_from"] = "flags" if compiler else "PATH"
+    if not compiler:
+        compiler = "cl" if sys.platform == "win32" else "gcc"
+    resolved = compiler if os.path.sep in compiler else shutil.which(compiler, path=environ.get("PATH"))
+    if resolved and os.path.isdir(resolved):  # -ccbin may name a folder
+        for name in ("cl.exe", "g++", "gcc", "clang++"):
+            if os.path.exists(os.path.join(resolved, name)):
+                resolved = os.path.join(resolved, name)
+                break
+    facts["host_compiler"] = {"requested": compiler, "path": resolved}
+    if resolved and os.path.exists(resolved):
+        facts["host_compiler"].update(_compiler_version(resolved, timeout))
+    return facts
+
+
+def probe(context: ProbeContext) -> dict:
+    return probe_nvcc(dict(os.environ), context.timeout)
+
+
+# ----------------------------------------------------------------------------- rules
+
+
+def rules(facts: dict, context: RuleContext) -> list:
+    findings: list = []
+    nvcc = facts.get("nvcc")
+    if not nvcc:
+        findings.append(Finding("nvcc.not-found", "info",
+                                "nvcc is not on PATH: nothing will compile CUDA code here",
+                                "Only needed to build CUDA extensions or llama.cpp from source."))
+        return findings
+    run = facts.get("run", {})
+    if not run.get("ok"):
+        why = "timed out" if run.get("timed_out") else (run.get("error") or f"exit {run.get('returncode')}")
+        findings.append(Finding("nvcc.does-not-run", "error", f"{nvcc} does not run: {why}",
+                                run.get("stderr", ""), fixes=["cuda-home"], facts=run))
+        return findings
+    release = parse_version(facts.get("release"))
+    findings.append(Finding("nvcc.version", "ok", f"nvcc {facts.get('version', '?')} at {nvcc}"))
+    if " " in nvcc or " " in facts.get("toolkit_root", ""):
+        findings.append(Finding(
+            "nvcc.spaces-in-path", "info", "the CUDA toolkit path contains spaces",
+            "Most build systems quote it correctly; hand-written Makefiles and some setup.py "
+            "scripts do not. If a build fails at the nvcc line, use the 8.3 short path or a "
+            "junction without spaces."))
+    window = dict(facts.get("host_config") or {})
+    window_source = f"its {window.get('path')}" if window else "the table of known windows"
+    if not window.get("gcc_max_major") and not window.get("msvc_limit") and release:
+        window = fallback_window(release)
+    compiler = facts.get("host_compiler") or {}
+    if facts.get("host_compiler_from") == "flags" and not compiler.get("path"):
+        findings.append(Finding(
+            "nvcc.ccbin-missing", "error",
+            f"-ccbin / CUDAHOSTCXX names {compiler.get('requested')}, which does not exist",
+            f"Flags: {facts.get('flags')}. Install that compiler or correct the variable.",
+            facts=facts.get("flags", {})))
+        return findings
+    if not compiler.get("version"):
+        if compiler.get("requested") and not compiler.get("path"):
+            findings.append(Finding(
+                "nvcc.no-host-compiler", "warning",
+                f"nvcc needs a host compiler and {compiler.get('requested')} is not on PATH",
+                "On Linux install gcc/g++ (e.g. apt install build-essential); on Windows run from a "
+                "'x64 Native Tools' prompt so cl.exe is found."))
+        return findings
+    version = parse_version(compiler["version"]) or (0, 0)
+    label = f"{compiler['kind']} {compiler['version']}"
+    message, override = None, ("'-allow-unsupported-compiler' overrides the check at your own risk (it can "
+                               "miscompile); a supported compiler is the safe fix.")
+    if compiler["kind"] == "gcc" and window.get("gcc_max_major") and version[0] > window["gcc_max_major"]:
+        message = (f"nvcc {text(release)} rejects {label}: \"unsupported GNU version! gcc versions later "
+                   f"than {window['gcc_max_major']} are not supported!\"")
+        advice = (f"Install gcc-{window['gcc_max_major']} (or older) and point nvcc at it: export "
+                  f"NVCC_PREPEND_FLAGS='-ccbin /usr/bin/g++-{window['gcc_max_major']}'. ")
+    elif compiler["kind"] == "clang" and window.get("clang_limit") and version[0] >= window["clang_limit"]:
+        message = f"nvcc {text(release)} rejects {label}: \"unsupported clang version!\""
+        advice = f"Use clang {window['clang_limit'] - 1} or older, or gcc, through -ccbin. "
+    elif compiler["kind"] == "msvc" and window.get("msvc_limit"):
+        msc = compiler.get("msc_ver") or 0
+        if not window.get("msvc_min", 0) <= msc < window["msvc_limit"]:
+            message = (f"nvcc {text(release)} rejects MSVC {compiler['version']} (_MSC_VER {msc}): "
+                       "\"unsupported Microsoft Visual Studio version!\"")
+            advice = (f"It accepts _MSC_VER {window.get('msvc_min')}-{window['msvc_limit'] - 1}: install that "
+                      "MSVC toolset in the Visual Studio Installer, or a newer CUDA. ")
+    if message:
+        findings.append(Finding("nvcc.host-compiler-unsupported", "error", message,
+                                advice + override + f" (Window read from {window_source}.)",
+                                facts={"compiler": compiler, "window": window}))
+    else:
+        findings.append(Finding("nvcc.host-compiler", "ok", f"host compiler {label} is accepted by nvcc "
+                                f"{text(release)}", facts={"window": window}))
+    return findings
+
+
+# ----------------------------------------------------------------------------- smoke test
+
+KERNEL = r"""
+#include <cstdio>
+__global__ void add(const int *a, const int *b, int *c) { int i = threadIdx.x; c[i] = a[i] + b[i]; }
+int main() {
+    const int n = 32; int a[n], b[n], c[n]; int *da, *db, *dc;
+    for (int i = 0; i < n; ++i) { a[i] = i; b[i] = 2 * i; }
+    if (cudaMalloc(&da, sizeof a) != cudaSuccess) { printf("NO-DEVICE\n"); return 3; }
+    cudaMalloc(&db, sizeof b); cudaMalloc(&dc, sizeof c);
+    cudaMemcpy(da, a, sizeof a, cudaMemcpyHostToDevice); cudaMemcpy(db, b, sizeof b, cudaMemcpyHostToDevice);
+    add<<<1, n>>>(da, db, dc);
+    if (cudaMemcpy(c, dc, sizeof c, cudaMemcpyDeviceToHost) != cudaSuccess) { printf("COPY-FAILED\n"); return 4; }
+    for (int i = 0; i < n; ++i) if (c[i] != 3 * i) { printf("WRONG %d\n", i); return 5; }
+    printf("OK\n"); return 0;
+}
+"""
+
+
+def smoke_nvcc(options: dict) -> dict:
+    import time
+
+    nvcc = shutil.which("nvcc")
+    if not nvcc:
+        return {"status": "skipped", "message": "nvcc is not on PATH"}
+    capability = _local_capability()
+    with tempfile.TemporaryDirectory(prefix="llmdoctor-nvcc-") as folder:
+        source, binary = Path(folder) / "add.cu", Path(folder) / "add"
+        source.write_text(KERNEL)
+        argv = [nvcc, "-o", str(binary), str(source)]
+        if capability:
+            argv[1:1] = [f"-arch=sm_{capability.replace('.', '')}"]
+        started = time.perf_counter()
+        result = proc.run(argv, timeout=float(options.get("timeout", 120)))
+        compile_s = time.perf_counter() - started
+        if not result.ok:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-2:]
+            return {"status": "fail", "message": f"nvcc could not compile a tiny kernel: "
+                                                 f"{result.error or ' | '.join(tail)}"}
+        if not capability:
+            return {"status": "pass", "message": f"compiled a tiny kernel in {compile_s:.1f} s; no GPU here, "
+                                                 "so it was not run", "figures": {"compile_s": round(compile_s, 2)}}
+        run = proc.run([str(binary)], timeout=60)
+        if run.stdout.strip() != "OK":
+            return {"status": "fail", "message": f"the kernel ran wrong on sm_{capability}: "
+                                                 f"{run.stdout.strip() or run.error or run.returncode}"}
+        return {"status": "pass", "message": f"compiled for sm_{capability.replace('.', '')} in {compile_s:.1f} s "
+                                             "and ran correctly on the GPU",
+                "figures": {"compile_s": round(compile_s, 2), "arch": capability}}
+
+
+def _local_capability() -> Optional[str]:
+    try:
+        import pynvml
+        from llmdoctor.checks.nvidia_driver import probe_nvml
+
+        gpus = probe_nvml(pynvml).get("gpus", [])
+    except Exception:  # noqa: BLE001 - no NVML means no GPU to run on
+        return None
+    return gpus[0].get("compute_capability") if gpus else None
+
+
+CHECK = Check(
+    id="nvcc",
+    title="nvcc and its host compiler",
+    probe=probe,
+    rules=rules,
+    order=50,
+    timeout=15.0,
+    smoke=(SmokeTest("nvcc", "Compile a tiny CUDA kernel (and run it on a GPU)",
+                     "llmdoctor.checks.nvcc:smoke_nvcc", timeout=180.0),),
+)

@@ -1,0 +1,74 @@
+"""Environment variables for new terminals on POSIX: which startup file a user's shell
+reads, the marked block that llmdoctor keeps there, and what a fresh login shell sees.
+
+Scope (documented in the README): the user's own interactive startup file, chosen by
+``$SHELL`` (bash: ~/.bashrc, zsh: ~/.zshrc, fish: ~/.config/fish/config.fish, anything
+else: ~/.profile). Never a system file.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from typing import Optional
+
+BEGIN = "# >>> llmdoctor {name} >>>"
+END = "# <<< llmdoctor {name} <<<"
+
+
+def startup_file(shell: str, home: str) -> str:
+    name = os.path.basename(shell or "")
+    relative = {"bash": ".bashrc", "zsh": ".zshrc", "fish": ".config/fish/config.fish"}.get(name, ".profile")
+    return os.path.join(home, relative)
+
+
+def block_lines(name: str, shell: str, variables: dict, path_prepend: Optional[str] = None) -> list:
+    """The lines of a marked block setting ``variables`` (and putting a folder first on PATH)."""
+    fish = os.path.basename(shell or "") == "fish"
+    lines = [BEGIN.format(name=name) + " (managed by 'llmdoctor fix'; undo with 'llmdoctor undo')"]
+    for key, value in variables.items():
+        lines.append(f"set -gx {key} {shlex.quote(value)}" if fish else f"export {key}={shlex.quote(value)}")
+    if path_prepend:
+        if fish:
+            lines.append(f"fish_add_path --prepend --move {shlex.quote(path_prepend)}")
+        else:
+            quoted = shlex.quote(path_prepend)
+            lines.append(f'case ":$PATH:" in *:{quoted}:*) ;; *) export PATH={quoted}":$PATH" ;; esac')
+    lines.append(END.format(name=name))
+    return lines
+
+
+def replace_block(content: str, name: str, lines: list) -> str:
+    """``content`` with llmdoctor's block ``name`` replaced by ``lines`` (appended if absent)."""
+    begin, end = BEGIN.format(name=name), END.format(name=name)
+    existing = content.splitlines()
+    start = next((i for i, line in enumerate(existing) if line.startswith(begin)), None)
+    stop = next((i for i, line in enumerate(existing) if line.startswith(end)), None)
+    if start is not None and stop is not None and stop >= start:
+        existing[start:stop + 1] = lines
+        return "\n".join(existing) + "\n"
+    prefix = content if not content or content.endswith("\n") else content + "\n"
+    return prefix + ("\n" if prefix else "") + "\n".join(lines) + "\n"
+
+
+def login_shell_environment(timeout: float = 10.0) -> Optional[dict]:
+    """The environment a new terminal gets: a login, interactive shell from a minimal one."""
+    from llmdoctor import proc
+
+    shell = os.environ.get("SHELL") or "/bin/sh"
+    home = os.path.expanduser("~")
+    env = {"HOME": home, "USER": os.environ.get("USER", ""), "TERM": "dumb", "SHELL": shell,
+           "PATH": "/usr/local/bin:/usr/bin:/bin"}
+    marker = "LLMDOCTOR-ENV-BEGIN"
+    # a new terminal is an interactive shell inside a login session: the login shell reads
+    # ~/.profile (bash: ~/.bash_profile; zsh: ~/.zprofile), the interactive one ~/.bashrc or ~/.zshrc
+    inner = f"exec {shlex.quote(shell)} -i -c 'echo {marker}; env'"
+    result = proc.run([shell, "-l", "-c", inner], timeout=timeout, env=env)
+    if marker not in result.stdout:
+        return None
+    environment = {}
+    for line in result.stdout.split(marker, 1)[1].splitlines():
+        key, separator, value = line.partition("=")
+        if separator and key.replace("_", "").isalnum():
+            environment[key] = value
+    return environment
