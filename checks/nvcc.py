@@ -132,7 +132,10 @@ def probe_nvcc(environ: dict, timeout: float) -> dict:
     facts["host_compiler_from"] = "flags" if compiler else "PATH"
     if not compiler:
         compiler = "cl" if sys.platform == "win32" else "gcc"
-    resolved = compiler if os.path.sep in compiler else shutil.which(compiler, path=environ.get("PATH"))
+    if os.path.sep in compiler:
+        resolved = compiler if os.path.exists(compiler) else None
+    else:
+        resolved = shutil.which(compiler, path=environ.get("PATH"))
     if resolved and os.path.isdir(resolved):  # -ccbin may name a folder
         for name in ("cl.exe", "g++", "gcc", "clang++"):
             if os.path.exists(os.path.join(resolved, name)):
