@@ -70,8 +70,10 @@ def _version_of(root: Path, timeout: float) -> tuple:
             return match.group(1), "version.txt"
     except OSError:
         pass
+    # toolkits assembled from NVIDIA's wheels keep dist-info inside; a pip wheel's root is
+    # site-packages/nvidia/cuda_nvcc, with its dist-info two levels up
     for info in sorted(root.glob("dist-info/nvidia_cuda_nvcc*.dist-info")) + sorted(
-            root.parent.glob("nvidia_cuda_nvcc*.dist-info")):
+            root.parent.parent.glob("nvidia_cuda_nvcc*.dist-info")):
         match = re.match(r"nvidia_cuda_nvcc(?:_cu\d+)?-([\d.]+)\.dist-info", info.name)
         if match:
             return match.group(1), "dist-info"

@@ -10,6 +10,7 @@ know the notebook platforms' traps (Kaggle's 20 GB output folder, Colab's Drive 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 import time
@@ -73,7 +74,21 @@ def _filesystem_of(path: Path, partitions: list) -> dict:
     return best or {}
 
 
+def _unescape_mount(field: str) -> str:
+    """/proc/self/mounts writes spaces and tabs in paths as octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
 def _partitions() -> list:
+    if sys.platform.startswith("linux"):
+        # the kernel's own mount table: as exact as psutil's, without importing it (~50 ms)
+        try:
+            with open("/proc/self/mounts", encoding="utf-8", errors="replace") as handle:
+                rows = [line.split() for line in handle]
+            return [{"device": _unescape_mount(r[0]), "mountpoint": _unescape_mount(r[1]), "fstype": r[2]}
+                    for r in rows if len(r) >= 3]
+        except OSError:
+            pass
     try:
         import psutil
 

@@ -316,3 +316,16 @@ def test_cuda_home_fix_end_to_end_on_this_machine(cli, tmp_path):
     assert again.code == 0 and "nothing to do" in again.stdout
     assert cli("undo", "--yes", env=env).code == 0
     assert not (home / ".bashrc").exists()
+
+
+def test_pip_wheel_toolkit_in_the_target_interpreter(tmp_path):
+    site = tmp_path / "site-packages"
+    root = site / "nvidia" / "cuda_nvcc"
+    (root / "bin").mkdir(parents=True)
+    (root / "include").mkdir()
+    (root / "bin" / "nvcc").write_text("#!/bin/sh\nexit 1\n")
+    (root / "bin" / "nvcc").chmod(0o755)
+    (site / "nvidia_cuda_nvcc_cu12-12.8.93.dist-info").mkdir()
+    facts = cuda_toolkit.probe_toolkits({"PATH": "/usr/bin"}, [str(site)], timeout=5)
+    (wheel,) = [t for t in facts["toolkits"] if "pip wheel" in t["found_by"]]
+    assert wheel["version"] == "12.8.93" and wheel["version_source"] == "dist-info"
