@@ -83,6 +83,12 @@ def rules(facts: dict, context: RuleContext) -> list:
         return findings
     findings.append(Finding("torch.version", "ok", f"torch {version}, built for CUDA {text(cuda)}",
                             facts={"location": facts.get("location")}))
+    if (context.all_facts.get("nvidia-driver") or {}).get("nvml") == "error":
+        findings.append(Finding(
+            "torch.no-gpu-access", "error",
+            f"torch {version} cannot use the GPU while the driver does not answer",
+            "torch.cuda.is_available() will be False and models fall back to the CPU.",
+            caused_by="nvidia-driver.nvml-error"))
     if driver_max:
         verdict = driver_verdict(cuda, driver_max)
         if verdict:

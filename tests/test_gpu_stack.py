@@ -329,3 +329,18 @@ def test_pip_wheel_toolkit_in_the_target_interpreter(tmp_path):
     facts = cuda_toolkit.probe_toolkits({"PATH": "/usr/bin"}, [str(site)], timeout=5)
     (wheel,) = [t for t in facts["toolkits"] if "pip wheel" in t["found_by"]]
     assert wheel["version"] == "12.8.93" and wheel["version_source"] == "dist-info"
+
+
+def test_broken_driver_is_shown_once_as_the_root_cause(tmp_path):
+    from llmdoctor.registry import load_registry
+    from llmdoctor.render.text import render_diagnosis
+    from llmdoctor.runner import diagnose
+
+    snapshot = {"schema": 1, "platform": {"system": "linux", "release": "6.8", "machine": "x86_64", "python": "3.11"},
+                "facts": {"nvidia-driver": driver_facts(init_error=FakeNVML.NVML_ERROR_DRIVER_NOT_LOADED),
+                          "torch": torch_facts(tmp_path, "2.6.0+cu124", "12.4")}, "probes": {}}
+    registry = load_registry()
+    diagnosis = diagnose(snapshot, registry, Config(), ["nvidia-driver", "torch"], {})
+    text = render_diagnosis(diagnosis)
+    assert "which causes: torch 2.6.0+cu124 cannot use the GPU" in text
+    assert "a consequence of nvidia-driver.nvml-error, shown above" in text
