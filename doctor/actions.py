@@ -102,6 +102,22 @@ class SetShellBlock:
 
 
 @dataclass(frozen=True)
+class SetJsonValue:
+    """Set one value inside a JSON file (creating the file and objects on the way), leaving
+    everything else in it untouched: for files whose other values llmdoctor must not see."""
+
+    path: str
+    keys: tuple  # ("env_vars", "HF_ENDPOINT")
+    value: str
+    reason: str = ""
+    kind: str = field(default="json-value", init=False)
+    needs_admin = False
+
+    def describe(self) -> str:
+        return f"set {'.'.join(self.keys)} in {self.path}" + (f" ({self.reason})" if self.reason else "")
+
+
+@dataclass(frozen=True)
 class CopyFile:
     source: str
     destination: str
@@ -149,7 +165,8 @@ class RunCommand:
 
 
 ACTION_TYPES = {cls.__dataclass_fields__["kind"].default: cls for cls in (
-    SetEnvVar, DeleteEnvVar, BroadcastEnvironment, WriteFile, ReplaceLine, SetShellBlock, CopyFile, PipInstall,
+    SetEnvVar, DeleteEnvVar, BroadcastEnvironment, WriteFile, ReplaceLine, SetShellBlock, SetJsonValue, CopyFile,
+    PipInstall,
     RunCommand)}
 
 
@@ -162,7 +179,7 @@ def action_to_json(action) -> dict:
 def action_from_json(data: dict):
     data = dict(data)
     cls = ACTION_TYPES[data.pop("kind")]
-    for key in ("requirements", "extra_args", "argv", "undo_argv", "lines"):
+    for key in ("requirements", "extra_args", "argv", "undo_argv", "lines", "keys"):
         if isinstance(data.get(key), list):
             data[key] = tuple(data[key])
     return cls(**data)

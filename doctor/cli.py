@@ -236,6 +236,8 @@ def fix(
     yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking."),
     unsafe: bool = typer.Option(False, "--unsafe", help="Allow fixes marked unsafe."),
     python: Optional[str] = typer.Option(None, "--python", help="Target interpreter."),
+    mirror: Optional[str] = typer.Option(
+        None, "--mirror", help="For --hf-endpoint: the mirror URL to verify and save."),
 ) -> None:
     """Show a fix's plan as a script, ask, apply it (journaled), and verify it worked."""
     from llmdoctor.fixing import run_fixes
@@ -247,8 +249,10 @@ def fix(
                        "--snapshot FILE' to diagnose one")
         requested.append(extra[2:] if extra.startswith("--") else extra)
     registry, config = _load()
+    options = {"mirror": mirror} if mirror else {}
     code = run_fixes(registry, config, requested, apply_all=apply_all, dry_run=dry_run, yes=yes,
-                     unsafe=unsafe, python=_python(python), out=_out, interactive=sys.stdin.isatty())
+                     unsafe=unsafe, python=_python(python), out=_out, interactive=sys.stdin.isatty(),
+                     options=options)
     raise typer.Exit(code)
 
 

@@ -35,6 +35,15 @@ DEFAULT_THRESHOLDS = {
 }
 
 
+DEFAULT_HF = {
+    "repo": "openai-community/gpt2",  # a public repository every mirror should serve
+    "small_file": "config.json",
+    "large_file": "model.safetensors",  # large files are where mirrors redirect to storage hosts
+    "official_endpoint": "https://huggingface.co",
+    "mirrors": [],  # candidates for 'llmdoctor fix --hf-endpoint' when --mirror is not given
+}
+
+
 @dataclass(frozen=True)
 class Acknowledgement:
     id: str  # a finding id, or a pattern such as "path.*"
@@ -58,6 +67,7 @@ class Config:
     thresholds: dict = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     models: tuple = ()
     acknowledge: tuple = ()
+    hf: dict = field(default_factory=lambda: dict(DEFAULT_HF))
 
     def threshold(self, name: str) -> Any:
         return self.thresholds.get(name, DEFAULT_THRESHOLDS.get(name))
@@ -115,7 +125,7 @@ def parse_config(data: dict, source: str, prefix: str = "") -> Config:
     def where(key: str) -> str:
         return f"{source}: {prefix + '.' if prefix else ''}{key}"
 
-    allowed = {"skip", "thresholds", "models", "acknowledge"}
+    allowed = {"skip", "thresholds", "models", "acknowledge", "hf"}
     for key in data:
         if key not in allowed:
             raise ConfigError(f"{where(key)}: unknown key (expected one of {', '.join(sorted(allowed))})")
@@ -178,12 +188,27 @@ def parse_config(data: dict, source: str, prefix: str = "") -> Config:
             raise ConfigError(f"{where(key + '.expires')}: must be a date like 2027-01-31")
         acks.append(Acknowledgement(id=item["id"], reason=item["reason"].strip(), expires=expires))
 
+    hf = dict(DEFAULT_HF)
+    raw_hf = data.get("hf", {})
+    if not isinstance(raw_hf, dict):
+        raise ConfigError(f"{where('hf')}: must be a table")
+    for key, value in raw_hf.items():
+        if key not in DEFAULT_HF:
+            raise ConfigError(f"{where('hf.' + key)}: unknown key (expected one of {', '.join(sorted(DEFAULT_HF))})")
+        if key == "mirrors":
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise ConfigError(f"{where('hf.mirrors')}: must be a list of URLs")
+        elif not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{where('hf.' + key)}: must be a non-empty string")
+        hf[key] = value
+
     return Config(
         source=source,
         skip=tuple(skip),
         thresholds=thresholds,
         models=tuple(models),
         acknowledge=tuple(acks),
+        hf=hf,
     )
 
 

@@ -24,6 +24,7 @@ from llmdoctor.actions import (
     ReplaceLine,
     RunCommand,
     SetEnvVar,
+    SetJsonValue,
     SetShellBlock,
     WriteFile,
     action_from_json,
@@ -54,7 +55,7 @@ class Executor:
                     problems.append(f"{action.describe()}: the Windows registry is not available here")
                 elif action.needs_admin and not self.is_admin:
                     problems.append(f"{action.describe()}: needs administrator rights")
-            elif isinstance(action, (WriteFile, ReplaceLine, SetShellBlock, CopyFile)):
+            elif isinstance(action, (WriteFile, ReplaceLine, SetShellBlock, SetJsonValue, CopyFile)):
                 target = Path(action.destination if isinstance(action, CopyFile) else action.path)
                 if not _writable(target):
                     problems.append(f"{action.describe()}: {target} is not writable by this user"
@@ -98,7 +99,10 @@ class Executor:
                 return not path.exists() or path.read_bytes() != action.content.encode("utf-8")
             if isinstance(action, ReplaceLine):
                 return _read_line(Path(action.path), action.line) != action.new
-        except OSError:
+            if isinstance(action, SetJsonValue):
+                path = Path(action.path)
+                return not path.exists() or _set_json_value(path, action) != path.read_bytes()
+        except (OSError, ValueError):
             return True
         return True
 
@@ -127,7 +131,7 @@ class Executor:
             return {"exists": previous is not None,
                     "value": previous[0] if previous else None,
                     "type": previous[1] if previous else None}
-        if isinstance(action, (WriteFile, ReplaceLine, SetShellBlock, CopyFile)):
+        if isinstance(action, (WriteFile, ReplaceLine, SetShellBlock, SetJsonValue, CopyFile)):
             path = Path(action.destination if isinstance(action, CopyFile) else action.path)
             return _file_state(path)
         if isinstance(action, PipInstall):
@@ -141,10 +145,12 @@ class Executor:
             self.registry.delete(action.scope, action.name)
         elif isinstance(action, BroadcastEnvironment):
             self.registry.broadcast()
-        elif isinstance(action, (WriteFile, ReplaceLine, SetShellBlock)):
+        elif isinstance(action, (WriteFile, ReplaceLine, SetShellBlock, SetJsonValue)):
             path = Path(action.path)
             if isinstance(action, ReplaceLine):
                 content = _replace_line(path, action)
+            elif isinstance(action, SetJsonValue):
+                content = _set_json_value(path, action)
             elif isinstance(action, SetShellBlock):
                 from llmdoctor.shellenv import replace_block
 
@@ -202,7 +208,7 @@ class Executor:
                 self.registry.delete(action.scope, action.name)
         elif isinstance(action, BroadcastEnvironment):
             self.registry.broadcast()
-        elif isinstance(action, (WriteFile, ReplaceLine, SetShellBlock, CopyFile)):
+        elif isinstance(action, (WriteFile, ReplaceLine, SetShellBlock, SetJsonValue, CopyFile)):
             path = Path(action.destination if isinstance(action, CopyFile) else action.path)
             _restore_file(path, before)
             backup = after.get("backup_created")
@@ -248,6 +254,19 @@ def _replace_line(path: Path, action: ReplaceLine) -> bytes:
     ending = lines[action.line - 1][len(action.old):]
     lines[action.line - 1] = action.new + ending
     return "".join(lines).encode("utf-8", errors="surrogateescape")
+
+
+def _set_json_value(path: Path, action: SetJsonValue) -> bytes:
+    data = json.loads(path.read_text(encoding="utf-8")) if path.exists() and path.stat().st_size else {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} does not hold a JSON object")
+    node = data
+    for key in action.keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"{path}: {key} is not an object")
+    node[action.keys[-1]] = action.value
+    return (json.dumps(data, indent=2) + "\n").encode("utf-8")
 
 
 def _file_state(path: Path) -> dict:

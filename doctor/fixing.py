@@ -8,6 +8,7 @@ printed and nothing changes (exit 1).
 
 from __future__ import annotations
 
+import os
 from typing import Callable, Optional
 
 from llmdoctor.models import FixContext
@@ -41,22 +42,28 @@ def _resolve(registry, requested: list, apply_all: bool, unsafe: bool, findings:
                                      (fix.applicability == "unsafe" and unsafe))]
 
 
-def _diagnose_for(registry, config, check_ids: list, python: str):
+def _diagnose_for(registry, config, check_ids: list, python: str, probe_options: Optional[dict] = None):
     from llmdoctor.runner import collect_live, diagnose
 
-    snapshot = collect_live(registry, config, check_ids, python)
+    snapshot = collect_live(registry, config, check_ids, python, options=probe_options)
     return snapshot, diagnose(snapshot, registry, config, check_ids, {})
 
 
 def run_fixes(registry, config, requested: list, apply_all: bool, dry_run: bool, yes: bool,
-              unsafe: bool, python: str, out: Callable, interactive: bool) -> int:
+              unsafe: bool, python: str, out: Callable, interactive: bool, options: Optional[dict] = None) -> int:
     from llmdoctor.render.script import render_plan
 
     candidates = _resolve(registry, requested, apply_all, unsafe, [])  # bad ids fail before probing
     if apply_all:
         candidates = list(registry.fixes.values())
     check_ids = sorted({c for fix in candidates for c in fix.checks if c in registry.checks})
-    snapshot, diagnosis = _diagnose_for(registry, config, check_ids, python)
+    options = dict(options or {})
+    probe_options = {}
+    if "hf-endpoint" in [fix.id for fix in candidates]:
+        from llmdoctor.fixes.hf_endpoint import candidates as mirrors
+
+        probe_options["hf_candidates"] = mirrors(options, config)  # verified by the probe, not the planner
+    snapshot, diagnosis = _diagnose_for(registry, config, check_ids, python, probe_options)
     fixes = _resolve(registry, requested, apply_all, unsafe, diagnosis.all_findings())
     if not fixes:
         out("Nothing to fix: no finding has a safe fix." + ("" if unsafe else
@@ -66,7 +73,7 @@ def run_fixes(registry, config, requested: list, apply_all: bool, dry_run: bool,
     worst = EXIT_OK
     for fix in fixes:
         context = FixContext(facts=snapshot["facts"], findings=diagnosis.all_findings(),
-                             platform=snapshot["platform"], python=python, config=config)
+                             platform=snapshot["platform"], python=python, config=config, options=options)
         plan = fix.plan(context)
         plan.actions = _executor(snapshot).effective(plan.actions)  # drop what is already so
         if plan.is_empty:
@@ -163,9 +170,16 @@ def verify(fix, registry, config, python: str) -> tuple:
     remaining = [f for f in findings if fix.id in f.fixes and f.severity in ("warning", "error")]
     smoke_tests = registry.smoke_tests()
     failed_smoke = []
+    smoke_env = None
+    if fix.smoke and fix.afterwards == "new-terminal" and os.name != "nt":
+        # the fix changed what new terminals see: prove it there, not in this stale environment
+        from llmdoctor.shellenv import login_shell_environment
+
+        fresh = login_shell_environment()
+        smoke_env = {**os.environ, **fresh} if fresh else None
     for smoke_id in fix.smoke:
         if smoke_id in smoke_tests:
-            result = run_smoke_test(smoke_tests[smoke_id], {"python": python})
+            result = run_smoke_test(smoke_tests[smoke_id], {"python": python}, env=smoke_env)
             if result.status == "fail":
                 failed_smoke.append(f"smoke test {smoke_id}: {result.message}")
     after = {"new-terminal": "; open a new terminal to use it",

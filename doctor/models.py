@@ -75,6 +75,7 @@ class ProbeContext:
     offline: bool = False
     config: Any = None  # llmdoctor.config.Config
     timeout: float = 5.0
+    options: dict = field(default_factory=dict)  # set by fixes, e.g. {"hf_candidates": [url]}
     _target: _Once = field(default_factory=_Once, repr=False, compare=False)
 
     def target(self) -> dict:

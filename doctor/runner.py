@@ -8,6 +8,7 @@ a probe stuck past its deadline is abandoned and reported, and never holds up th
 from __future__ import annotations
 
 import fnmatch
+import os
 import threading
 import time
 import traceback
@@ -108,10 +109,15 @@ def collect(
 
 
 def collect_live(registry: Registry, config: Config, check_ids: list, python: str,
-                 offline: bool = False, with_target: bool = False) -> dict:
-    """``collect`` for this machine with the configuration's timeouts and redaction."""
+                 offline: bool = False, with_target: bool = False, options: Optional[dict] = None) -> dict:
+    """``collect`` for this machine with the configuration's timeouts and redaction.
+
+    ``LLMDOCTOR_OFFLINE=1`` in the environment means the same as ``--offline`` everywhere
+    (air-gapped machines, CI, tests that must not reach the internet).
+    """
+    offline = offline or os.environ.get("LLMDOCTOR_OFFLINE", "").lower() in ("1", "true", "yes")
     context = ProbeContext(python=python, offline=offline, config=config,
-                           timeout=float(config.threshold("probe_timeout_s")))
+                           timeout=float(config.threshold("probe_timeout_s")), options=dict(options or {}))
     return collect(registry, check_ids, context, Redactor.from_environment(), with_target=with_target)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
+from typing import Optional
 
 from llmdoctor import proc
 
@@ -31,9 +32,10 @@ class SmokeResult:
                 "figures": self.figures}
 
 
-def run_smoke_test(test, options: dict, python: str = sys.executable) -> SmokeResult:
+def run_smoke_test(test, options: dict, python: str = sys.executable, env: Optional[dict] = None) -> SmokeResult:
+    """Run one smoke test; ``env`` is the environment to run it in (default: this one)."""
     argv = [python, "-m", "llmdoctor.smoke_worker", test.target, json.dumps(options)]
-    result = proc.run(argv, timeout=test.timeout)
+    result = proc.run(argv, timeout=test.timeout, env=env)
     if result.timed_out:
         return SmokeResult(test.id, test.title, "fail",
                            f"did not finish within {test.timeout:g} s and was stopped",

@@ -22,6 +22,13 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("LLMDOCTOR_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("LLMDOCTOR_CONFIG_DIR", str(tmp_path / "config"))
+    # never the internet: network checks are off unless a test turns them on (and then the
+    # "official endpoint" is a closed port on this machine, not huggingface.co)
+    monkeypatch.setenv("LLMDOCTOR_OFFLINE", "1")
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.toml").write_text('[hf]\nofficial_endpoint = "http://127.0.0.1:9"\n')
+    for name in ("HF_ENDPOINT", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HOME", str(home / ".cache" / "huggingface"))
     for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "KAGGLE_KERNEL_RUN_TYPE",
                  "KAGGLE_DATA_PROXY_URL", "COLAB_RELEASE_TAG", "COLAB_GPU", "VIRTUAL_ENV",

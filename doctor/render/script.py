@@ -16,6 +16,7 @@ from llmdoctor.actions import (
     ReplaceLine,
     RunCommand,
     SetEnvVar,
+    SetJsonValue,
     SetShellBlock,
     WriteFile,
 )
@@ -58,6 +59,15 @@ def _bash(action) -> list:
         return [f"#   was: {action.old}", f"sed -i {q(program)} {q(action.path)}"]
     if isinstance(action, WriteFile):
         return [f"cat > {q(action.path)} <<'LLMDOCTOR'", action.content.rstrip("\n"), "LLMDOCTOR"]
+    if isinstance(action, SetJsonValue):
+        chain = "".join(f".setdefault({k!r}, {{}})" for k in action.keys[:-1])
+        return [f"python3 - {q(action.path)} {q(action.value)} <<'LLMDOCTOR'",
+                "import json, os, sys",
+                "path, value = sys.argv[1], sys.argv[2]",
+                "data = json.load(open(path)) if os.path.exists(path) else {}",
+                f"data{chain}[{action.keys[-1]!r}] = value",
+                "json.dump(data, open(path, 'w'), indent=2)",
+                "LLMDOCTOR"]
     if isinstance(action, SetShellBlock):
         return [f"# (an earlier '{action.name}' block, if any, is replaced rather than repeated)",
                 f"cat >> {q(action.path)} <<'LLMDOCTOR'", *action.lines, "LLMDOCTOR"]

@@ -1,0 +1,407 @@
+"""The `hf-endpoint` check: will Hugging Face downloads work from here, through the
+endpoint ``HF_ENDPOINT`` names (or the official one)?
+
+The value (scheme, quotes, whitespace, the trailing slash that broke huggingface_hub
+before 0.28), where it is set and so who will see it (this process, the shell startup
+files, the Windows user environment, the conda env's variables), and what the endpoint
+answers, in the three steps of shared/reference/downloads-disk-fit.md §B6:
+
+1. ``GET {ep}/api/models/{repo}`` is JSON with a 40-hex ``sha``;
+2. ``HEAD {ep}/{repo}/resolve/main/config.json``, redirects not followed, carries
+   ``X-Repo-Commit`` equal to that sha and an ``ETag`` (what ``hf_hub_download`` requires);
+3. ``HEAD`` on a large file: every host its ``Location`` and ``Link`` headers name (the Xet
+   storage) is reachable, or small files work while model weights fail.
+
+Every request has a timeout (thresholds.network_timeout_s, 3 s); ``--offline`` skips them.
+Proxies, CA bundles, ``HF_HUB_OFFLINE`` and the deprecated ``HF_HUB_ENABLE_HF_TRANSFER``
+are explained too.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Optional
+from urllib.parse import urlsplit
+
+from llmdoctor.models import Check, Finding, ProbeContext, RuleContext, SmokeTest
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+ENV_NAMES = ("HF_ENDPOINT", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_ENABLE_HF_TRANSFER",
+             "HF_HUB_DISABLE_XET", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY",
+             "no_proxy", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE")
+SETTING = re.compile(r"^\s*(?:export\s+|set\s+-gx\s+|setenv\s+)?HF_ENDPOINT[=\s]\s*(.*)$")
+SHA = re.compile(r"^[0-9a-f]{40}$")
+LINK_URL = re.compile(r"<([^>]+)>")
+
+
+def effective_endpoint(value: Optional[str]) -> str:
+    """What huggingface_hub (0.28+) uses: the value with trailing slashes removed."""
+    return (value or DEFAULT_ENDPOINT).rstrip("/")
+
+
+# ----------------------------------------------------------------------------- probe
+
+
+def verify_endpoint(endpoint: str, repo: str, small_file: str, large_file: str, timeout: float,
+                    environ: dict) -> dict:
+    """The three steps; later steps run only when the earlier ones got an answer."""
+    from llmdoctor import http
+
+    steps: dict = {"endpoint": endpoint}
+    api = http.request(f"{endpoint}/api/models/{repo}", timeout=timeout, environ=environ)
+    steps["api"] = api.to_json()
+    if api.status == 200:
+        try:
+            sha = json.loads(api.body.decode("utf-8", "replace")).get("sha")
+            steps["api"]["sha"] = sha if isinstance(sha, str) else None
+        except (ValueError, AttributeError):
+            steps["api"]["json_error"] = "the answer is not JSON"
+    if api.error_kind in ("timeout", "dns", "refused", "tls", "proxy"):
+        return steps  # the endpoint itself is not there: the other steps would say the same
+    small = http.request(f"{endpoint}/{repo}/resolve/main/{small_file}", method="HEAD", timeout=timeout,
+                         environ=environ)
+    steps["small"] = small.to_json()
+    large = http.request(f"{endpoint}/{repo}/resolve/main/{large_file}", method="HEAD", timeout=timeout,
+                         environ=environ)
+    steps["large"] = large.to_json()
+    hosts = []
+    for url in _redirect_urls(large.headers, endpoint):
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.hostname, parts.port)
+        if key in [(h["scheme"], h["host"], h["port"]) for h in hosts]:
+            continue
+        probe = http.request(f"{parts.scheme}://{parts.netloc}/", method="HEAD", timeout=timeout, environ=environ)
+        hosts.append({"scheme": parts.scheme, "host": parts.hostname, "port": parts.port,
+                      "reachable": probe.status is not None, "error": probe.error,
+                      "error_kind": probe.error_kind, "elapsed_ms": round(probe.elapsed_ms, 1)})
+    steps["large_hosts"] = hosts
+    return steps
+
+
+def _redirect_urls(headers: dict, endpoint: str) -> list:
+    urls = []
+    location = headers.get("location")
+    if location and urlsplit(location).hostname:  # relative redirects stay on the endpoint
+        urls.append(location)
+    for url in LINK_URL.findall(headers.get("link", "")):
+        if urlsplit(url).hostname and urlsplit(url).hostname != urlsplit(endpoint).hostname:
+            urls.append(url)
+    return urls
+
+
+def _where_set(environ: dict) -> dict:
+    """Where HF_ENDPOINT is persisted, so rules can tell who will see it."""
+    places: dict = {"startup_files": []}
+    home = Path(environ.get("HOME") or os.path.expanduser("~"))
+    for name in (".profile", ".bash_profile", ".bashrc", ".zshenv", ".zprofile", ".zshrc",
+                 ".config/fish/config.fish"):
+        path = home / name
+        try:
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.is_file() else []
+        except OSError:
+            continue
+        for number, line in enumerate(lines, start=1):
+            match = SETTING.match(line)
+            if match and not line.lstrip().startswith("#"):
+                places["startup_files"].append({"file": str(path), "line": number,
+                                                "value": match.group(1).strip().strip("'\"")})
+    conda = environ.get("CONDA_PREFIX")
+    if conda and (Path(conda) / "conda-meta").is_dir():
+        places["conda_prefix"] = conda
+        try:
+            state = json.loads((Path(conda) / "conda-meta" / "state").read_text(encoding="utf-8"))
+            value = (state.get("env_vars") or {}).get("HF_ENDPOINT")
+            if value is not None:
+                places["conda"] = {"prefix": conda, "value": value}
+        except (OSError, ValueError, AttributeError):
+            pass
+    if sys.platform == "win32":  # pragma: no cover - needs Windows
+        from llmdoctor.winenv import get_backend
+
+        backend = get_backend()
+        stored = backend.get("user", "HF_ENDPOINT") if backend else None
+        if stored:
+            places["windows_user"] = stored[0]
+        stored = backend.get("machine", "HF_ENDPOINT") if backend else None
+        if stored:
+            places["windows_machine"] = stored[0]
+    return places
+
+
+def probe_hf(environ: dict, settings: dict, timeout: float, offline: bool, hub_version: Optional[str],
+             candidates: tuple = ()) -> dict:
+    raw = environ.get("HF_ENDPOINT")
+    facts: dict = {
+        "env": {k: environ[k] for k in ENV_NAMES if k in environ},
+        "hub_version": hub_version,
+        "persisted": _where_set(environ),
+        "endpoint": effective_endpoint(raw.strip().strip("'\"") if raw else None),
+        "official_endpoint": settings["official_endpoint"].rstrip("/"),
+        "repo": settings["repo"],
+        "offline": offline,
+    }
+    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE"):
+        if environ.get(name):
+            facts.setdefault("ca_files", {})[name] = os.path.exists(environ[name])
+    if offline:
+        return facts
+    verify = dict(repo=settings["repo"], small_file=settings["small_file"], large_file=settings["large_file"],
+                  timeout=timeout, environ=environ)
+    if _usable_url(facts["endpoint"]):
+        facts["network"] = verify_endpoint(facts["endpoint"], **verify)
+        if facts["endpoint"] != facts["official_endpoint"] and facts["network"]["api"].get("status") == 200:
+            from llmdoctor import http
+
+            official = http.request(f"{facts['official_endpoint']}/api/models/{settings['repo']}",
+                                    timeout=timeout, environ=environ)
+            facts["official"] = {"status": official.status, "elapsed_ms": round(official.elapsed_ms, 1),
+                                 "error": official.error}
+    facts["candidates"] = [verify_endpoint(effective_endpoint(url), **verify) for url in candidates
+                           if _usable_url(effective_endpoint(url))]
+    return facts
+
+
+def _usable_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def probe(context: ProbeContext) -> dict:
+    settings = context.config.hf if context.config is not None else {}
+    from llmdoctor.config import DEFAULT_HF
+
+    settings = {**DEFAULT_HF, **settings}
+    packages = context.target().get("packages", {})
+    timeout = float(context.config.threshold("network_timeout_s")) if context.config else 3.0
+    return probe_hf(dict(os.environ), settings, timeout, context.offline, packages.get("huggingface-hub"),
+                    tuple(context.options.get("hf_candidates", ())))
+
+
+# ----------------------------------------------------------------------------- rules
+
+
+def _older(version: Optional[str], than: str) -> bool:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return bool(version) and Version(version) < Version(than)
+    except InvalidVersion:
+        return False
+
+
+def _is_private(host: str) -> bool:
+    if host in ("localhost",) or host.endswith((".local", ".internal", ".lan", ".corp")):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_private or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return "." not in host  # an intranet short name
+
+
+def value_findings(raw: str, hub_version: Optional[str]) -> list:
+    findings = []
+    value = raw
+    if value != value.strip():
+        findings.append(Finding("hf-endpoint.whitespace", "error",
+                                f"HF_ENDPOINT has spaces or a newline around it: {value!r}",
+                                "huggingface_hub uses the value as it is; URLs built from it are invalid.",
+                                fixes=["hf-endpoint"]))
+        value = value.strip()
+    if value[:1] in "'\"" or value[-1:] in "'\"":
+        findings.append(Finding("hf-endpoint.quoted", "error",
+                                f"HF_ENDPOINT contains quotes: {value}",
+                                "Quotes written inside the value (common with Windows' setx or .env files) "
+                                "become part of every URL.", fixes=["hf-endpoint"]))
+        value = value.strip("'\"")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        findings.append(Finding("hf-endpoint.no-scheme", "error",
+                                f"HF_ENDPOINT={value} is not a URL: it needs https://",
+                                f"huggingface_hub builds requests such as {value}/api/models/..., which fail "
+                                f"before reaching any server. Use https://{value.split('/')[0]}.",
+                                fixes=["hf-endpoint"]))
+        return findings
+    if parts.scheme == "http" and not _is_private(parts.hostname):
+        findings.append(Finding("hf-endpoint.plain-http", "warning",
+                                f"HF_ENDPOINT uses plain http to a public host ({parts.hostname})",
+                                "Model files and tokens then cross the network unencrypted and can be altered "
+                                "on the way. Use https unless this is a mirror on your own network."))
+    if value.endswith("/") and _older(hub_version, "0.28"):
+        findings.append(Finding("hf-endpoint.trailing-slash", "error",
+                                f"HF_ENDPOINT ends with '/' and huggingface_hub {hub_version} keeps it: "
+                                "requests go to //api/... and fail with 404",
+                                "huggingface_hub strips the slash only from 0.28 on (PR #2721). Remove it, or "
+                                "upgrade huggingface_hub.", fixes=["hf-endpoint"]))
+    return findings
+
+
+def _network_findings(facts: dict, steps: dict, label: str) -> list:
+    findings = []
+    endpoint = steps["endpoint"]
+    api = steps.get("api", {})
+    env = facts.get("env", {})
+    if api.get("error"):
+        kind = api.get("error_kind")
+        detail = {
+            "timeout": "The host did not answer in time: a firewall dropping the traffic, or a dead mirror.",
+            "dns": "Check the spelling of the host name; behind a company network, the proxy may be needed.",
+            "refused": "Nothing listens there: a wrong port, or the mirror is down.",
+            "tls": "A company proxy that inspects TLS needs its root certificate: point REQUESTS_CA_BUNDLE "
+                   "and SSL_CERT_FILE at a bundle that contains it.",
+            "proxy": "The proxy in HTTPS_PROXY did not let the request through; check its address and "
+                     "credentials, and NO_PROXY.",
+        }.get(kind, "")
+        proxy = env.get("HTTPS_PROXY") or env.get("https_proxy")
+        findings.append(Finding(
+            "hf-endpoint.unreachable", "error", f"{label} {endpoint} cannot be reached: {api['error']}",
+            detail + (f" Requests went through the proxy {proxy}." if proxy else ""),
+            fixes=["hf-endpoint"], facts={"endpoint": endpoint, "error_kind": kind}))
+        return findings
+    sha = api.get("sha")
+    if api.get("status") != 200 or not (sha and SHA.match(sha)):
+        findings.append(Finding(
+            "hf-endpoint.api-missing", "warning",
+            f"{label} {endpoint} does not serve the model API (GET /api/models/{facts['repo']} gave "
+            f"{api.get('status')})",
+            "snapshot_download, 'hf download' and from_pretrained on a whole repository ask the API first and "
+            "fail; single-file downloads (hf_hub_download) may still work.",
+            fixes=["hf-endpoint"], facts={"status": api.get("status")}))
+    small = steps.get("small", {})
+    headers = small.get("headers") or {}
+    if small.get("error"):
+        findings.append(Finding("hf-endpoint.resolve-failed", "error",
+                                f"{label} {endpoint} fails file requests: {small['error']}", fixes=["hf-endpoint"]))
+    elif "x-repo-commit" not in headers:
+        findings.append(Finding(
+            "hf-endpoint.no-repo-commit", "error",
+            f"{label} {endpoint} answers file requests without X-Repo-Commit (HEAD gave {small.get('status')}): "
+            "downloads fail",
+            "huggingface_hub stops with \"...does not seem to be served by a Hugging Face Hub endpoint. If "
+            "HF_ENDPOINT is set...\" (older versions: \"Distant resource does not seem to be on "
+            "huggingface.co\"). This is not a Hub mirror, or a proxy strips the header.",
+            fixes=["hf-endpoint"], facts={"status": small.get("status")}))
+    else:
+        if sha and headers["x-repo-commit"] != sha:
+            findings.append(Finding(
+                "hf-endpoint.stale", "warning",
+                f"{label} {endpoint} serves files of commit {headers['x-repo-commit'][:12]} but its API says "
+                f"{sha[:12]}: the mirror's cache is stale",
+                "Files may not match the revision that was asked for."))
+        if not (headers.get("x-linked-etag") or headers.get("etag")):
+            findings.append(Finding("hf-endpoint.no-etag", "error",
+                                    f"{label} {endpoint} sends no ETag: huggingface_hub refuses the file",
+                                    fixes=["hf-endpoint"]))
+    unreachable = [h for h in steps.get("large_hosts", []) if not h["reachable"]]
+    if unreachable:
+        names = ", ".join(f"{h['host']}" + (f":{h['port']}" if h["port"] else "") for h in unreachable)
+        findings.append(Finding(
+            "hf-endpoint.large-files-unreachable", "error",
+            f"{label} {endpoint} sends large files to {names}, which cannot be reached: small files download, "
+            "model weights fail",
+            "Mirrors often pass the Xet storage through unchanged (Location and Link headers naming "
+            "cas-bridge.xethub.hf.co); behind a firewall those hosts must be allowed too, or the mirror must "
+            "serve the files itself. " + "; ".join(f"{h['host']}: {h['error']}" for h in unreachable),
+            fixes=["hf-endpoint"], facts={"hosts": unreachable}))
+    return findings
+
+
+def rules(facts: dict, context: RuleContext) -> list:
+    findings: list = []
+    env = facts.get("env", {})
+    raw = env.get("HF_ENDPOINT")
+    hub = facts.get("hub_version")
+    if raw is not None:
+        findings += value_findings(raw, hub)
+    for name, exists in (facts.get("ca_files") or {}).items():
+        if not exists:
+            findings.append(Finding("hf-endpoint.ca-bundle-missing", "error",
+                                    f"{name} points at {env.get(name)}, which does not exist",
+                                    "Every HTTPS request fails certificate verification."))
+    if env.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on") or \
+            env.get("TRANSFORMERS_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        findings.append(Finding("hf-endpoint.offline-mode", "warning",
+                                "HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set: nothing will be downloaded",
+                                "Only files already in the cache load; unset it to download."))
+    if env.get("HF_HUB_ENABLE_HF_TRANSFER") and hub and not _older(hub, "1.0"):
+        findings.append(Finding("hf-endpoint.hf-transfer-deprecated", "info",
+                                f"HF_HUB_ENABLE_HF_TRANSFER does nothing in huggingface_hub {hub}",
+                                "Since 1.0 it only warns; the Xet backend is used, tuned with "
+                                "HF_XET_HIGH_PERFORMANCE=1."))
+
+    persisted = facts.get("persisted") or {}
+    stored = [p["value"] for p in persisted.get("startup_files", [])] + [
+        persisted[k] if isinstance(persisted.get(k), str) else (persisted.get(k) or {}).get("value")
+        for k in ("conda", "windows_user", "windows_machine") if persisted.get(k)]
+    if raw and not stored:
+        findings.append(Finding(
+            "hf-endpoint.only-this-shell", "warning",
+            "HF_ENDPOINT is set only in this shell: new terminals, services and notebook kernels will not see it",
+            "It is in no startup file, conda env variable or user environment. 'llmdoctor fix --hf-endpoint' "
+            "persists it (after checking the mirror works). In a notebook, set it before importing "
+            "huggingface_hub, transformers or datasets: they read it once, at import.",
+            fixes=["hf-endpoint"]))
+    elif stored and raw is None:
+        findings.append(Finding("hf-endpoint.not-in-this-shell", "info",
+                                f"HF_ENDPOINT={stored[0]} is saved but not set here: open a new terminal"))
+    elif raw and stored and raw.strip().rstrip("/") not in [s.rstrip("/") for s in stored]:
+        findings.append(Finding("hf-endpoint.differs-from-saved", "warning",
+                                f"HF_ENDPOINT here ({raw}) differs from the saved value ({stored[0]})",
+                                "New terminals will use the saved one."))
+
+    label = "the mirror" if raw else "the Hub"
+    if facts.get("offline"):
+        findings.append(Finding("hf-endpoint.not-checked", "info",
+                                f"{label} {facts.get('endpoint')} was not contacted (--offline)"))
+    elif facts.get("network"):
+        network = _network_findings(facts, facts["network"], label)
+        findings += network
+        if not any(f.severity in ("warning", "error") for f in network):
+            elapsed = facts["network"]["api"].get("elapsed_ms", 0)
+            comparison = ""
+            official = facts.get("official") or {}
+            if official.get("status") == 200:
+                comparison = f"; the official endpoint answered in {official['elapsed_ms']:.0f} ms"
+            elif raw and official.get("error"):
+                comparison = f"; the official endpoint is unreachable from here ({official['error']})"
+            findings.append(Finding("hf-endpoint.ok", "ok",
+                                    f"{label} {facts['network']['endpoint']} serves models and files "
+                                    f"(API answered in {elapsed:.0f} ms{comparison})"))
+    return findings
+
+
+# ----------------------------------------------------------------------------- smoke test
+
+
+def smoke_hf_endpoint(options: dict) -> dict:
+    from llmdoctor.config import DEFAULT_HF
+
+    environ = dict(os.environ)
+    endpoint = effective_endpoint((environ.get("HF_ENDPOINT") or "").strip().strip("'\"") or None)
+    if not _usable_url(endpoint):
+        return {"status": "fail", "message": f"HF_ENDPOINT={endpoint} is not a URL"}
+    settings = {**DEFAULT_HF, **(options.get("hf") or {})}
+    steps = verify_endpoint(endpoint, settings["repo"], settings["small_file"], settings["large_file"],
+                            float(options.get("timeout", 3.0)), environ)
+    facts = {"repo": settings["repo"], "env": {}}
+    problems = [f for f in _network_findings(facts, steps, "the endpoint") if f.severity == "error"]
+    if problems:
+        return {"status": "fail", "message": problems[0].message}
+    return {"status": "pass", "message": f"{endpoint}: API, file metadata and large-file hosts all answer",
+            "figures": {"api_ms": steps["api"].get("elapsed_ms")}}
+
+
+CHECK = Check(
+    id="hf-endpoint",
+    title="Hugging Face endpoint",
+    probe=probe,
+    rules=rules,
+    order=70,
+    timeout=15.0,
+    smoke=(SmokeTest("hf-endpoint", "The endpoint passes the three-step verification",
+                     "llmdoctor.checks.hf_endpoint:smoke_hf_endpoint", timeout=60.0),),
+)
