@@ -279,6 +279,7 @@ def smoke_nvcc(options: dict) -> dict:
 def _local_capability() -> Optional[str]:
     try:
         import pynvml
+
         from llmdoctor.checks.nvidia_driver import probe_nvml
 
         gpus = probe_nvml(pynvml).get("gpus", [])

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+
 from llmdoctor import __version__
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2

@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from hub_mirror import Mirror
+
 from llmdoctor.checks.hf_endpoint import probe_hf, rules, value_findings
 from llmdoctor.config import DEFAULT_HF, Config
 from llmdoctor.models import RuleContext
+
+from hub_mirror import Mirror
 
 CONTEXT = RuleContext(platform={"system": "linux"}, config=Config())
 ONLINE = {"LLMDOCTOR_OFFLINE": ""}  # this test's network is a server on 127.0.0.1

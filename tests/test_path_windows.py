@@ -8,6 +8,7 @@ from llmdoctor.fixes.path import plan_windows
 from llmdoctor.journal import JournalRecord
 from llmdoctor.models import RuleContext
 from llmdoctor.winenv import InMemoryRegistry
+
 from windows_facts import CORE_ENV, long_path_registry, path_facts, regsz_path2_registry
 
 WINDOWS = RuleContext(platform={"system": "windows"})
