@@ -43,20 +43,22 @@ class Registry:
         return tests
 
 
-def _entry_points(group: str) -> list:
-    """[(entry point, "distribution version")] of a group, each (name, value) once.
+def _entry_points(groups: tuple) -> dict:
+    """{group: [(entry point, "distribution version")]}, each (name, value) once per group.
 
-    Walks the distributions rather than calling ``entry_points()``: Python 3.9's entry
-    points do not know the distribution they come from, and ``list`` shows it.
+    One walk over the distributions for all groups (each walk reads every dist-info), and
+    through the distributions rather than ``entry_points()``: Python 3.9's entry points do
+    not know the distribution they come from, and ``list`` shows it.
     """
-    found, seen = [], set()
+    found: dict = {group: [] for group in groups}
+    seen: set = set()
     for dist in metadata.distributions():
         try:
-            eps = [ep for ep in dist.entry_points if ep.group == group]
+            eps = [ep for ep in dist.entry_points if ep.group in found]
         except Exception:  # a broken dist-info must not stop discovery
             continue
         for ep in eps:
-            key = (ep.name, ep.value)  # an editable and a normal install of one package
+            key = (ep.group, ep.name, ep.value)  # an editable and a normal install of one package
             if key in seen:
                 continue
             seen.add(key)
@@ -64,14 +66,15 @@ def _entry_points(group: str) -> list:
                 source = f"{dist.metadata['Name']} {dist.version}"
             except Exception:
                 source = ep.value.split(":", 1)[0].split(".")[0]
-            found.append((ep, source))
-    return sorted(found, key=lambda pair: pair[0].name)
+            found[ep.group].append((ep, source))
+    return {group: sorted(pairs, key=lambda pair: pair[0].name) for group, pairs in found.items()}
 
 
 def load_registry() -> Registry:
     registry = Registry()
+    entry_points = _entry_points((CHECK_GROUP, FIX_GROUP))
     for group, kind, expected in ((CHECK_GROUP, "check", Check), (FIX_GROUP, "fix", Fix)):
-        for ep, source in _entry_points(group):
+        for ep, source in entry_points[group]:
             try:
                 item = ep.load()
                 if callable(item) and not isinstance(item, expected):

@@ -122,3 +122,16 @@ def test_target_interpreter_is_probed_only_when_a_check_asks():
     asking = Check("asks", "Asks", probe=lambda ctx: {"v": ctx.target()["version"]}, rules=lambda f, c: [])
     snapshot, _ = _run(_registry(asking))
     assert snapshot["target"]["executable"] and snapshot["facts"]["asks"]["v"] == snapshot["target"]["version"]
+
+
+def test_plain_text_keeps_brackets_and_backslashes_exactly():
+    odd = "C:\\Program Files\\[x]\\"
+    check = Check("odd", "Odd [title]", probe=lambda c: {},
+                  rules=lambda f, c: [Finding("odd.x", "warning", f"entry {odd} and [bold]not markup[/bold]",
+                                              details=f"details {odd}", fixes=["odd"])])
+    _, diagnosis = _run(_registry(check))
+    plain = render_diagnosis(diagnosis, verbose=True)  # no colour: rich is not imported
+    assert f"entry {odd} and [bold]not markup[/bold]" in plain
+    assert f"details {odd}" in plain and "[!] Odd [title]" in plain
+    coloured = render_diagnosis(diagnosis, verbose=True, color=True)
+    assert "\x1b[" in coloured and "not markup" in coloured

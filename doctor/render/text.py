@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 GLYPHS = {"ok": ("✓", "green"), "info": ("•", "cyan"), "warning": ("!", "yellow"),
           "error": ("✗", "red"), "skipped": ("-", "dim")}
@@ -22,14 +23,38 @@ def fix_command(fix_ids: list) -> str:
     return "llmdoctor fix " + " ".join(f"--{f}" for f in fix_ids)
 
 
+class _PlainConsole:
+    """Rich's markup without rich: for pipes and logs, where colour is off anyway and
+    importing rich would cost a tenth of ``llmdoctor check``'s time. Text passes through
+    ``_escape``, which hides its brackets from the tag pattern."""
+
+    TAG = re.compile(r"\[/?[a-z ]*\]")
+
+    def __init__(self, file) -> None:
+        self.file = file
+
+    def print(self, text: str = "") -> None:
+        plain = self.TAG.sub("", text.replace("\\[", _BRACKET))  # the templates' own \[ is a bracket
+        self.file.write(plain.replace(_BRACKET, "[").replace(_BACKSLASH, "\\") + "\n")
+
+
+_BRACKET, _BACKSLASH = "\x00", "\x01"
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", _BACKSLASH).replace("[", _BRACKET)
+
+
 def render_diagnosis(diagnosis, verbose: bool = False, color: bool = False,
                      ascii_only: bool = False, width: int = 100) -> str:
-    from rich.console import Console
-    from rich.markup import escape
-
     buffer = io.StringIO()
-    console = Console(file=buffer, force_terminal=color, no_color=not color, width=width,
-                      highlight=False, soft_wrap=True)
+    if color:
+        from rich.console import Console
+        from rich.markup import escape
+
+        console = Console(file=buffer, force_terminal=True, width=width, highlight=False, soft_wrap=True)
+    else:
+        console, escape = _PlainConsole(buffer), _escape
     findings = diagnosis.all_findings()
     by_id = {}
     for result in diagnosis.results:
