@@ -16,13 +16,17 @@ import sys
 import time
 
 
-def median_seconds(argv: list, runs: int) -> float:
-    timings = []
-    for _ in range(runs + 1):
-        started = time.perf_counter()
-        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-        timings.append(time.perf_counter() - started)
-    return statistics.median(timings[1:])  # the first run only warms the page cache
+def interleaved_medians(commands: list, runs: int) -> list:
+    """Median seconds of each command, run in turn (A B A B ...) so that a noisy machine
+    slows both alike; the first round only warms the page cache."""
+    timings: list = [[] for _ in commands]
+    for round_number in range(runs + 1):
+        for index, argv in enumerate(commands):
+            started = time.perf_counter()
+            subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            if round_number:
+                timings[index].append(time.perf_counter() - started)
+    return [statistics.median(t) for t in timings]
 
 
 def main() -> None:
@@ -30,8 +34,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
     bindir = os.path.dirname(sys.executable)
-    ours = median_seconds([os.path.join(bindir, "llmdoctor"), "check"], args.runs)
-    theirs = median_seconds([sys.executable, "-m", "torch.utils.collect_env"], args.runs)
+    ours, theirs = interleaved_medians([[os.path.join(bindir, "llmdoctor"), "check"],
+                                        [sys.executable, "-m", "torch.utils.collect_env"]], args.runs)
     listing = subprocess.run([os.path.join(bindir, "llmdoctor"), "list", "--json"], capture_output=True, text=True)
     checks = len(json.loads(listing.stdout)["checks"])
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {args.runs} runs each")
