@@ -347,7 +347,8 @@ def rules(facts: dict, context: RuleContext) -> list:
             "HF_ENDPOINT is set only in this shell: new terminals, services and notebook kernels will not see it",
             "It is in no startup file, conda env variable or user environment. 'llmdoctor fix --hf-endpoint' "
             "persists it (after checking the mirror works). In a notebook, set it before importing "
-            "huggingface_hub, transformers or datasets: they read it once, at import.",
+            "huggingface_hub, transformers or datasets: they read it once, at import "
+            "('import llmdoctor.notebook; llmdoctor.notebook.check()' in the notebook tells).",
             fixes=["hf-endpoint"]))
     elif stored and raw is None:
         findings.append(Finding("hf-endpoint.not-in-this-shell", "info",
@@ -372,9 +373,10 @@ def rules(facts: dict, context: RuleContext) -> list:
                 comparison = f"; the official endpoint answered in {official['elapsed_ms']:.0f} ms"
             elif raw and official.get("error"):
                 comparison = f"; the official endpoint is unreachable from here ({official['error']})"
+            hub_text = f"; huggingface_hub {hub}" if hub else ""
             findings.append(Finding("hf-endpoint.ok", "ok",
                                     f"{label} {facts['network']['endpoint']} serves models and files "
-                                    f"(API answered in {elapsed:.0f} ms{comparison})"))
+                                    f"(API answered in {elapsed:.0f} ms{comparison}{hub_text})"))
     return findings
 
 

@@ -167,3 +167,16 @@ def test_fix_refuses_a_mirror_that_fails_verification(cli, tmp_path, mirror):
 def test_fix_without_a_mirror_asks_for_one(cli, tmp_path):
     result = cli("fix", "--hf-endpoint", "--yes", env={"HOME": str(tmp_path), **ONLINE})
     assert result.code == 1 and "--mirror" in result.stdout
+
+
+def test_notebook_helper_sees_a_variable_set_after_import():
+    from types import SimpleNamespace
+
+    from llmdoctor.notebook import hf_endpoint_problem
+
+    imported = {"huggingface_hub.constants": SimpleNamespace(ENDPOINT="https://huggingface.co")}
+    problem = hf_endpoint_problem({"HF_ENDPOINT": "https://hf-mirror.example"}, imported)
+    assert "imported before it was set" in problem
+    same = {"huggingface_hub.constants": SimpleNamespace(ENDPOINT="https://hf-mirror.example")}
+    assert hf_endpoint_problem({"HF_ENDPOINT": "https://hf-mirror.example/"}, same) is None
+    assert hf_endpoint_problem({"HF_ENDPOINT": "https://x"}, {}) is None  # not imported yet: fine
