@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import shlex
-from typing import Optional
+import sys
+from typing import Callable, Optional
 
 BEGIN = "# >>> llmdoctor {name} >>>"
 END = "# <<< llmdoctor {name} <<<"
@@ -72,3 +73,17 @@ def login_shell_environment(timeout: float = 10.0) -> Optional[dict]:
         if separator and key.replace("_", "").isalnum():
             environment[key] = value
     return environment
+
+
+def new_terminal_reprobe(build: Callable[[dict], dict]) -> Callable[[], Optional[dict]]:
+    """A ``Fix.reprobe`` for fixes that change what new terminals see: ``build`` gets the
+    environment of a fresh login shell and returns ``{check_id: facts}``. On Windows the
+    ordinary probes already read the registry, so it gives None there."""
+
+    def reprobe() -> Optional[dict]:
+        if sys.platform == "win32":  # pragma: no cover
+            return None
+        environment = login_shell_environment()
+        return build(environment) if environment is not None else None
+
+    return reprobe

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import ntpath
 import os
-from typing import Optional
 
 from llmdoctor.actions import BroadcastEnvironment, SetEnvVar, SetShellBlock
 from llmdoctor.checks.cuda_knowledge import parse_version
-from llmdoctor.checks.cuda_toolkit import usable
+from llmdoctor.checks.cuda_toolkit import probe_toolkits, usable
+from llmdoctor.checks.nvcc import probe_nvcc
 from llmdoctor.checks.nvidia_driver import driver_max_cuda
 from llmdoctor.models import Fix, FixContext, Plan
-from llmdoctor.shellenv import block_lines, startup_file
+from llmdoctor.shellenv import block_lines, new_terminal_reprobe, startup_file
 
 
 def choose_toolkit(facts: dict) -> tuple:
@@ -84,19 +84,7 @@ def plan(context: FixContext) -> Plan:
     return result
 
 
-def reprobe() -> Optional[dict]:
-    """On POSIX, the toolkit facts as a fresh login shell sees them."""
-    import sys
-
-    if sys.platform == "win32":  # pragma: no cover - the registry probe sees the change
-        return None
-    from llmdoctor.checks.cuda_toolkit import probe_toolkits
-    from llmdoctor.checks.nvcc import probe_nvcc
-    from llmdoctor.shellenv import login_shell_environment
-
-    environment = login_shell_environment()
-    if environment is None:
-        return None
+def _toolkit_facts(environment: dict) -> dict:
     return {"cuda-toolkit": probe_toolkits(environment, [], 10.0), "nvcc": probe_nvcc(environment, 10.0)}
 
 
@@ -109,5 +97,5 @@ FIX = Fix(
     scope="user",
     undoable=True,
     afterwards="new-terminal",
-    reprobe=reprobe,
+    reprobe=new_terminal_reprobe(_toolkit_facts),
 )

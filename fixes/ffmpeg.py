@@ -11,11 +11,11 @@ binary as ``~/.local/bin/ffmpeg``. Each step is journaled; undo removes what was
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 from llmdoctor.actions import BroadcastEnvironment, PipInstall, RunCommand, SetEnvVar, SetShellBlock
+from llmdoctor.checks.ffmpeg import probe_ffmpeg
 from llmdoctor.models import Fix, FixContext, Plan
-from llmdoctor.shellenv import block_lines, startup_file
+from llmdoctor.shellenv import block_lines, new_terminal_reprobe, startup_file
 
 # manager -> (install argv, remove argv, needs root)
 INSTALLERS = {
@@ -103,17 +103,7 @@ def plan(context: FixContext) -> Plan:
     return result
 
 
-def reprobe() -> Optional[dict]:
-    import sys
-
-    if sys.platform == "win32":  # pragma: no cover
-        return None
-    from llmdoctor.checks.ffmpeg import probe_ffmpeg
-    from llmdoctor.shellenv import login_shell_environment
-
-    environment = login_shell_environment()
-    if environment is None:
-        return None
+def _ffmpeg_facts(environment: dict) -> dict:
     return {"ffmpeg": probe_ffmpeg(environment, [], 10.0)}
 
 
@@ -127,5 +117,5 @@ FIX = Fix(
     undoable=True,
     afterwards="new-terminal",
     smoke=("ffmpeg",),
-    reprobe=reprobe,
+    reprobe=new_terminal_reprobe(_ffmpeg_facts),
 )

@@ -15,9 +15,9 @@ import os
 from typing import Optional
 
 from llmdoctor.actions import BroadcastEnvironment, SetEnvVar, SetJsonValue, SetShellBlock
-from llmdoctor.checks.hf_endpoint import _network_findings
+from llmdoctor.checks.hf_endpoint import _network_findings, probe_hf
 from llmdoctor.models import Fix, FixContext, Plan
-from llmdoctor.shellenv import block_lines, startup_file
+from llmdoctor.shellenv import block_lines, new_terminal_reprobe, startup_file
 
 
 def candidates(options: dict, config) -> list:
@@ -71,22 +71,12 @@ def plan(context: FixContext) -> Plan:
     return result
 
 
-def reprobe() -> Optional[dict]:
-    import sys
-
-    if sys.platform == "win32":  # pragma: no cover - the probe reads the registry
-        return None
-    from llmdoctor.checks.hf_endpoint import probe_hf
+def _endpoint_facts(environment: dict) -> dict:
     from llmdoctor.config import DEFAULT_HF, load_config
-    from llmdoctor.shellenv import login_shell_environment
 
-    environment = login_shell_environment()
-    if environment is None:
-        return None
     config = load_config()
-    settings = {**DEFAULT_HF, **config.hf}
     timeout = float(config.threshold("network_timeout_s"))
-    return {"hf-endpoint": probe_hf(environment, settings, timeout, False, None)}
+    return {"hf-endpoint": probe_hf(environment, {**DEFAULT_HF, **config.hf}, timeout, False, None)}
 
 
 FIX = Fix(
@@ -99,5 +89,5 @@ FIX = Fix(
     undoable=True,
     afterwards="new-terminal",
     smoke=("hf-endpoint",),
-    reprobe=reprobe,
+    reprobe=new_terminal_reprobe(_endpoint_facts),
 )

@@ -33,9 +33,11 @@ from llmdoctor.checks.path import (
     expand_windows,
     mentions_entry,
     normalise_windows,
+    probe_posix,
     split_path,
 )
 from llmdoctor.models import Fix, FixContext, Plan
+from llmdoctor.shellenv import new_terminal_reprobe
 
 HELPER_REFERENCE = re.compile(r"^%([^%;]+)%$")
 CORE_NAMES = {n.lower() for n in CORE_MACHINE_VARIABLES + CORE_USER_VARIABLES}
@@ -333,26 +335,9 @@ def _duplicates(entries: list) -> list:
     return duplicates
 
 
-def reprobe() -> Optional[dict]:
-    """On POSIX the fix edits startup files, so verify the PATH a new login shell builds;
-    on Windows the ordinary probe already reads the registry."""
-    import sys
-
-    if sys.platform == "win32":  # pragma: no cover
-        return None
-    facts = reprobe_posix()
-    return {"path": facts} if facts is not None else None
-
-
-def reprobe_posix() -> Optional[dict]:
-    """The PATH a new login shell builds from the startup files, checked again."""
-    from llmdoctor.checks.path import probe_posix
-    from llmdoctor.shellenv import login_shell_environment
-
-    environment = login_shell_environment()
-    if environment is None or "PATH" not in environment:
-        return None
-    return probe_posix({"PATH": environment["PATH"], "HOME": os.path.expanduser("~")})
+def _path_facts(environment: dict) -> dict:
+    """The PATH a new terminal builds from the startup files, checked again."""
+    return {"path": probe_posix({"PATH": environment.get("PATH", ""), "HOME": os.path.expanduser("~")})}
 
 
 FIX = Fix(
@@ -365,5 +350,5 @@ FIX = Fix(
     needs_admin=False,
     undoable=True,
     afterwards="new-terminal",
-    reprobe=reprobe,
+    reprobe=new_terminal_reprobe(_path_facts),
 )
