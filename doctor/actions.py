@@ -19,6 +19,9 @@ class SetEnvVar:
     name: str
     value: str
     value_type: str = "REG_EXPAND_SZ"
+    # the (value, type) the plan was made from; the executor refuses when the live value
+    # differs (changed since, or the plan saw a redacted copy), so nothing is overwritten blind
+    expected: Optional[tuple] = None
     kind: str = field(default="set-env", init=False)
 
     @property
@@ -27,6 +30,23 @@ class SetEnvVar:
 
     def describe(self) -> str:
         return f"set {self.scope} variable {self.name} ({self.value_type}, {len(self.value):,} characters)"
+
+
+@dataclass(frozen=True)
+class PrependPathEntry:
+    """Put a folder first in a Windows ``Path`` value (user or machine), computed from the
+    live value at apply time, keeping its other entries and its registry type."""
+
+    scope: str
+    entry: str
+    kind: str = field(default="prepend-path", init=False)
+
+    @property
+    def needs_admin(self) -> bool:
+        return self.scope == "machine"
+
+    def describe(self) -> str:
+        return f"put {self.entry} first in the {self.scope} Path"
 
 
 @dataclass(frozen=True)
@@ -165,9 +185,8 @@ class RunCommand:
 
 
 ACTION_TYPES = {cls.__dataclass_fields__["kind"].default: cls for cls in (
-    SetEnvVar, DeleteEnvVar, BroadcastEnvironment, WriteFile, ReplaceLine, SetShellBlock, SetJsonValue, CopyFile,
-    PipInstall,
-    RunCommand)}
+    SetEnvVar, PrependPathEntry, DeleteEnvVar, BroadcastEnvironment, WriteFile, ReplaceLine, SetShellBlock,
+    SetJsonValue, CopyFile, PipInstall, RunCommand)}
 
 
 def action_to_json(action) -> dict:
@@ -179,7 +198,7 @@ def action_to_json(action) -> dict:
 def action_from_json(data: dict):
     data = dict(data)
     cls = ACTION_TYPES[data.pop("kind")]
-    for key in ("requirements", "extra_args", "argv", "undo_argv", "lines", "keys"):
+    for key in ("requirements", "extra_args", "argv", "undo_argv", "lines", "keys", "expected"):
         if isinstance(data.get(key), list):
             data[key] = tuple(data[key])
     return cls(**data)

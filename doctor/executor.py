@@ -21,6 +21,7 @@ from llmdoctor.actions import (
     CopyFile,
     DeleteEnvVar,
     PipInstall,
+    PrependPathEntry,
     ReplaceLine,
     RunCommand,
     SetEnvVar,
@@ -50,11 +51,15 @@ class Executor:
         """Problems that would stop the plan, found before anything changes."""
         problems = []
         for action in actions:
-            if isinstance(action, (SetEnvVar, DeleteEnvVar, BroadcastEnvironment)):
+            if isinstance(action, (SetEnvVar, DeleteEnvVar, PrependPathEntry, BroadcastEnvironment)):
                 if self.registry is None:
                     problems.append(f"{action.describe()}: the Windows registry is not available here")
                 elif action.needs_admin and not self.is_admin:
                     problems.append(f"{action.describe()}: needs administrator rights")
+                elif isinstance(action, SetEnvVar) and action.expected is not None and \
+                        self.registry.get(action.scope, action.name) != tuple(action.expected):
+                    problems.append(f"{action.describe()}: the value changed since it was diagnosed "
+                                    "(or was seen redacted); run the check again")
             elif isinstance(action, (WriteFile, ReplaceLine, SetShellBlock, SetJsonValue, CopyFile)):
                 target = Path(action.destination if isinstance(action, CopyFile) else action.path)
                 if not _writable(target):
@@ -88,6 +93,9 @@ class Executor:
                     action.value, action.value_type)
             if isinstance(action, DeleteEnvVar):
                 return self.registry is None or self.registry.get(action.scope, action.name) is not None
+            if isinstance(action, PrependPathEntry):
+                current = self.registry.get(action.scope, "Path") if self.registry else None
+                return current is None or _prepended(current[0], action.entry) != current[0]
             if isinstance(action, SetShellBlock):
                 from llmdoctor.shellenv import replace_block
 
@@ -126,8 +134,9 @@ class Executor:
         record.set_status("applied")
 
     def _before_state(self, action) -> dict:
-        if isinstance(action, (SetEnvVar, DeleteEnvVar)):
-            previous = self.registry.get(action.scope, action.name) if self.registry else None
+        if isinstance(action, (SetEnvVar, DeleteEnvVar, PrependPathEntry)):
+            name = "Path" if isinstance(action, PrependPathEntry) else action.name
+            previous = self.registry.get(action.scope, name) if self.registry else None
             return {"exists": previous is not None,
                     "value": previous[0] if previous else None,
                     "type": previous[1] if previous else None}
@@ -143,6 +152,9 @@ class Executor:
             self.registry.set(action.scope, action.name, action.value, action.value_type)
         elif isinstance(action, DeleteEnvVar):
             self.registry.delete(action.scope, action.name)
+        elif isinstance(action, PrependPathEntry):
+            value, kind = self.registry.get(action.scope, "Path") or ("", "REG_EXPAND_SZ")
+            self.registry.set(action.scope, "Path", _prepended(value, action.entry), kind)
         elif isinstance(action, BroadcastEnvironment):
             self.registry.broadcast()
         elif isinstance(action, (WriteFile, ReplaceLine, SetShellBlock, SetJsonValue)):
@@ -201,11 +213,12 @@ class Executor:
         return notes
 
     def _restore(self, action, before: dict, after: dict) -> str:
-        if isinstance(action, (SetEnvVar, DeleteEnvVar)):
+        if isinstance(action, (SetEnvVar, DeleteEnvVar, PrependPathEntry)):
+            name = "Path" if isinstance(action, PrependPathEntry) else action.name
             if before["exists"]:
-                self.registry.set(action.scope, action.name, before["value"], before["type"])
+                self.registry.set(action.scope, name, before["value"], before["type"])
             else:
-                self.registry.delete(action.scope, action.name)
+                self.registry.delete(action.scope, name)
         elif isinstance(action, BroadcastEnvironment):
             self.registry.broadcast()
         elif isinstance(action, (WriteFile, ReplaceLine, SetShellBlock, SetJsonValue, CopyFile)):
@@ -227,6 +240,15 @@ class Executor:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _prepended(value: str, entry: str) -> str:
+    """``entry`` first, its other occurrences (case-insensitive, trailing \\ ignored) removed."""
+    def key(item: str) -> str:
+        return item.strip().rstrip("\\").lower()
+
+    rest = [item for item in value.split(";") if item and key(item) != key(entry)]
+    return ";".join([entry] + rest)
 
 
 def _writable(path: Path) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ntpath
 import os
 
-from llmdoctor.actions import BroadcastEnvironment, SetEnvVar, SetShellBlock
+from llmdoctor.actions import BroadcastEnvironment, PrependPathEntry, SetEnvVar, SetShellBlock
 from llmdoctor.checks.cuda_knowledge import parse_version
 from llmdoctor.checks.cuda_toolkit import probe_toolkits, usable
 from llmdoctor.checks.nvcc import probe_nvcc
@@ -65,13 +65,7 @@ def plan(context: FixContext) -> Plan:
     if windows:
         result.actions += [SetEnvVar("user", "CUDA_HOME", root, "REG_SZ"),
                            SetEnvVar("user", "CUDA_PATH", root, "REG_SZ")]
-        user_path = ((context.facts.get("path") or {}).get("registry") or {}).get("user", {})
-        current = next((item for name, item in user_path.items() if name.lower() == "path"), None)
-        entries = [e for e in (current["value"].split(";") if current else [])
-                   if e and e.rstrip("\\").lower() != bin_dir.rstrip("\\").lower()]
-        result.actions.append(SetEnvVar("user", "Path", ";".join([bin_dir] + entries),
-                                        current["type"] if current else "REG_EXPAND_SZ"))
-        result.actions.append(BroadcastEnvironment())
+        result.actions += [PrependPathEntry("user", bin_dir), BroadcastEnvironment()]
         result.notes.append("The system Path comes before the user Path: if another CUDA's bin is in the "
                             "system Path, its nvcc still wins there (remove it with an elevated "
                             "'llmdoctor fix --path' or in System Properties).")

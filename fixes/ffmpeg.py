@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from llmdoctor.actions import BroadcastEnvironment, PipInstall, RunCommand, SetEnvVar, SetShellBlock
+from llmdoctor.actions import BroadcastEnvironment, PipInstall, PrependPathEntry, RunCommand, SetShellBlock
 from llmdoctor.checks.ffmpeg import probe_ffmpeg
 from llmdoctor.models import Fix, FixContext, Plan
 from llmdoctor.shellenv import block_lines, new_terminal_reprobe, startup_file
@@ -39,11 +39,7 @@ UNLINK_SCRIPT = "import os, sys; os.path.islink(sys.argv[1]) and os.remove(sys.a
 
 def _path_actions(folder: str, context: FixContext) -> list:
     if context.platform.get("system") == "windows":
-        registry = ((context.facts.get("path") or {}).get("registry") or {}).get("user", {})
-        current = next((item for name, item in registry.items() if name.lower() == "path"), None)
-        entries = [e for e in (current["value"].split(";") if current else []) if e]
-        return [SetEnvVar("user", "Path", ";".join([folder] + entries),
-                          current["type"] if current else "REG_EXPAND_SZ"), BroadcastEnvironment()]
+        return [PrependPathEntry("user", folder), BroadcastEnvironment()]
     shell = context.platform.get("shell", "")
     home = context.platform.get("home") or os.path.expanduser("~")
     lines = block_lines("ffmpeg", shell, {}, path_prepend=folder)

@@ -102,12 +102,14 @@ def plan_windows(facts: dict, options: dict) -> Plan:
         if new_path != item["value"] or item["type"] != "REG_EXPAND_SZ":
             if item["type"] != "REG_EXPAND_SZ":
                 changes.append(f"{scope} Path: stored as REG_EXPAND_SZ (was {item['type']})")
-            result.actions.append(SetEnvVar(scope, key, new_path, "REG_EXPAND_SZ"))
+            result.actions.append(SetEnvVar(scope, key, new_path, "REG_EXPAND_SZ",
+                                            expected=(item["value"], item["type"])))
         for name, value in helpers:
             helpers_used.add((scope, name.lower()))
             existing = values.get(_find(values, name) or "")
             if not existing or existing["value"] != value or existing["type"] != "REG_SZ":
-                result.actions.append(SetEnvVar(scope, name, value, "REG_SZ"))
+                result.actions.append(SetEnvVar(scope, name, value, "REG_SZ", expected=(
+                    (existing["value"], existing["type"]) if existing else None)))
                 changes.append(f"{scope} Path: {len(value.split(';'))} entries moved into "
                                f"%{name}% (REG_SZ, {len(value):,} characters)")
         for helper_scope, name in inlined:

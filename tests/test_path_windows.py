@@ -190,3 +190,53 @@ def test_interrupted_fix_can_be_undone(tmp_path):
     assert found.status == "in-progress"
     executor.undo(found)
     assert registry.data == original.data
+
+
+# ------------------------------------------------------------------ registry writes are never blind
+
+
+def test_prepend_path_entry_keeps_the_live_value_and_undoes(tmp_path):
+    from llmdoctor.actions import PrependPathEntry
+
+    value = "%USERPROFILE%\\bin;C:\\Tools;C:\\CUDA\\v12.6\\bin\\"
+    registry = InMemoryRegistry({"user": {"Path": (value, "REG_EXPAND_SZ")}})
+    original = registry.copy()
+    executor, record = _apply_actions([PrependPathEntry("user", "C:\\CUDA\\v12.6\\bin")], registry)
+    assert registry.get("user", "Path") == ("C:\\CUDA\\v12.6\\bin;%USERPROFILE%\\bin;C:\\Tools", "REG_EXPAND_SZ")
+    assert executor.effective([PrependPathEntry("user", "C:\\CUDA\\v12.6\\bin")]) == []  # already first
+    executor.undo(record)
+    assert registry.data == original.data
+
+
+def test_set_env_var_refuses_when_the_value_changed_since_diagnosis():
+    from llmdoctor.actions import SetEnvVar
+
+    registry = InMemoryRegistry({"user": {"Path": ("C:\\Tools;C:\\Other", "REG_EXPAND_SZ")}})
+    stale = SetEnvVar("user", "Path", "C:\\Tools", "REG_EXPAND_SZ", expected=("C:\\Tools;<redacted>", "REG_EXPAND_SZ"))
+    problems = Executor(registry=registry, is_admin=True).preflight([stale])
+    assert problems and "changed since it was diagnosed" in problems[0]
+
+
+def test_windows_cuda_home_and_ffmpeg_plans_never_rebuild_path_from_facts():
+    from llmdoctor.actions import PrependPathEntry
+    from llmdoctor.fixes import cuda_home, ffmpeg
+    from llmdoctor.models import FixContext
+
+    platform = {"system": "windows", "home": "C:\\Users\\ada"}
+    toolkit = {"root": "C:\\CUDA\\v12.6", "real_root": "C:\\CUDA\\v12.6", "found_by": ["$CUDA_PATH_V12_6"],
+               "exists": True, "has_nvcc": True, "has_headers": True, "version": "12.6.85"}
+    plan = cuda_home.plan(FixContext(facts={"cuda-toolkit": {"toolkits": [toolkit], "env": {}}},
+                                     findings=[], platform=platform, python="python"))
+    assert PrependPathEntry("user", "C:\\CUDA\\v12.6\\bin") in plan.actions
+    assert not any(getattr(a, "name", "") == "Path" for a in plan.actions)
+    plan = ffmpeg.plan(FixContext(facts={"ffmpeg": {"on_path": None, "not_on_path": ["C:\\ffmpeg\\bin"]}},
+                                  findings=[], platform=platform, python="python"))
+    assert plan.actions[0] == PrependPathEntry("user", "C:\\ffmpeg\\bin")
+
+
+def _apply_actions(actions, registry):
+    executor = Executor(registry=registry, is_admin=True)
+    assert executor.preflight(actions) == []
+    record = JournalRecord.create("test", "test", "windows")
+    executor.apply(actions, record)
+    return executor, record

@@ -13,6 +13,7 @@ from llmdoctor.actions import (
     CopyFile,
     DeleteEnvVar,
     PipInstall,
+    PrependPathEntry,
     ReplaceLine,
     RunCommand,
     SetEnvVar,
@@ -77,7 +78,7 @@ def _bash(action) -> list:
         return [" ".join(q(a) for a in action.argv())]
     if isinstance(action, RunCommand):
         return [("sudo " if action.needs_admin else "") + " ".join(q(a) for a in action.argv)]
-    if isinstance(action, (SetEnvVar, DeleteEnvVar, BroadcastEnvironment)):
+    if isinstance(action, (SetEnvVar, DeleteEnvVar, PrependPathEntry, BroadcastEnvironment)):
         return [f"# (Windows only) {action.describe()}"]
     return [f"# {action.describe()}"]
 
@@ -87,6 +88,13 @@ def _powershell(action) -> list:
         kind = "ExpandString" if action.value_type == "REG_EXPAND_SZ" else "String"
         return [f"Set-ItemProperty -Path {ps_quote(REG_PATHS[action.scope])} -Name "
                 f"{ps_quote(action.name)} -Type {kind} -Value {ps_quote(action.value)}"]
+    if isinstance(action, PrependPathEntry):
+        target = HIVES[action.scope]
+        return [f"$old = [Environment]::GetEnvironmentVariable('Path', {target})",
+                f"$rest = ($old -split ';') | Where-Object {{ $_ -and ($_.TrimEnd('\\') -ne "
+                f"{ps_quote(action.entry.rstrip(chr(92)))}) }}",
+                f"[Environment]::SetEnvironmentVariable('Path', (@({ps_quote(action.entry)}) + $rest) -join ';', "
+                f"{target})"]
     if isinstance(action, DeleteEnvVar):
         return [f"Remove-ItemProperty -Path {ps_quote(REG_PATHS[action.scope])} -Name "
                 f"{ps_quote(action.name)}"]
