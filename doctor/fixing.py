@@ -204,6 +204,11 @@ def run_undo(selector: Optional[str], yes: bool, list_only: bool, out: Callable,
             or "the journal is empty")
         return EXIT_OK
     record = find_record(selector)
+    system = probe_platform()["system"]
+    if record.data.get("platform", system) != system:
+        from llmdoctor.journal import JournalError
+
+        raise JournalError(f"{record.id} was applied on {record.data['platform']}; undo it there, not on {system}")
     out(f"Undo {record.id} ({record.status}): {record.data.get('summary', '')}")
     for entry in reversed(record.entries):
         if entry.get("state") != "undone":
@@ -216,6 +221,11 @@ def run_undo(selector: Optional[str], yes: bool, list_only: bool, out: Callable,
             out("✗ not undone (declined).")
             return EXIT_PROBLEMS
     executor = Executor(registry=get_backend(), is_admin=bool(probe_platform().get("is_admin")))
+    problems = [p for p in executor.preflight([action_from_json(e["action"]) for e in record.entries])
+                if "administrator" in p or "not available" in p]
+    if problems:
+        out("✗ not undone; nothing was changed:\n" + "\n".join(f"  - {p}" for p in problems))
+        return EXIT_PROBLEMS
     notes = executor.undo(record)
     for note in notes:
         out(f"  ! {note}")

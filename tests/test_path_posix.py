@@ -198,3 +198,12 @@ def test_fix_all_picks_fixes_for_current_findings(cli, tmp_path):
         '[[acknowledge]]\nid = "cuda-toolkit.*"\nreason = "no extension builds here"\n')
     healthy = cli("fix", "--all", env={"PATH": "/usr/bin:/bin"})
     assert healthy.code == 0 and "Nothing to fix" in healthy.stdout, healthy.output
+
+
+def test_undo_refuses_a_record_from_another_platform(cli, tmp_path):
+    from llmdoctor.journal import JournalRecord
+
+    record = JournalRecord.create("path", "split Path", "windows")
+    record.set_status("applied")
+    result = cli("undo", "--yes")
+    assert result.code == 2 and "was applied on windows" in result.stderr
