@@ -12,6 +12,7 @@ Heavy modules (rich, the registry, the checks) are imported inside the commands 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -123,6 +124,8 @@ def check(
         help="Target interpreter whose packages are diagnosed (default: the active venv or conda env, else this one)."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 on warnings too."),
     offline: bool = typer.Option(False, "--offline", help="Do not use the network."),
+    models: Optional[List[str]] = typer.Option(
+        None, "--model", help="Also judge whether this model fits (repeatable)."),
 ) -> None:
     """Diagnose this machine (or a snapshot) and report findings with the fixes for them."""
     from llmdoctor.runner import collect_live, diagnose, select_checks
@@ -135,11 +138,14 @@ def check(
     for check_id in config.skip:
         if check_id in check_ids and check_id not in only_ids:
             skipped.setdefault(check_id, f"skipped by the configuration ({config.source})")
+    if "model-fit" in check_ids and not models and not config.models:
+        skipped.setdefault("model-fit", "no model named (--model, or [[models]] in the configuration)")
     if snapshot is not None:
         data = load_snapshot(snapshot)
     else:
         to_probe = [c for c in check_ids if c not in skipped]
-        data = collect_live(registry, config, to_probe, _python(python), offline)
+        data = collect_live(registry, config, to_probe, _python(python), offline,
+                            options={"models": list(models or [])})
     diagnosis = diagnose(data, registry, config, check_ids, skipped, strict=strict)
     fmt = Format.json if as_json else output_format
     if fmt == Format.json:
@@ -255,6 +261,52 @@ def fix(
                      unsafe=unsafe, python=_python(python), out=_out, interactive=sys.stdin.isatty(),
                      options=options)
     raise typer.Exit(code)
+
+
+# ----------------------------------------------------------------------------- fit
+
+
+@app.command("fit")
+def fit_command(
+    model: str = typer.Argument(..., help="A GGUF file, a model folder, org/repo[/file.gguf] on the Hub, or a name."),
+    ctx: Optional[int] = typer.Option(
+        None, "--ctx", help="Context length in tokens (default: 8192, or less if trained shorter)."),
+    kv_type: str = typer.Option("f16", "--kv-type", help="KV cache type: f16, q8_0 or q4_0."),
+    gpu_layers: Optional[int] = typer.Option(
+        None, "--gpu-layers", help="Judge this --n-gpu-layers instead of the best."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    offline: bool = typer.Option(False, "--offline", help="Do not use the network (names only)."),
+) -> None:
+    """Will this model fit on this machine, and how fast will it run? Reads headers only."""
+    from llmdoctor.checks.model_fit import describe_models, machine_memory, spec_from_json
+    from llmdoctor.config import load_config
+    from llmdoctor.fit import FitError, fit
+
+    config = load_config()  # no registry: fit needs no checks
+    offline = offline or os.environ.get("LLMDOCTOR_OFFLINE", "").lower() in ("1", "true", "yes")
+    (described,) = describe_models([model], offline, float(config.threshold("network_timeout_s")))
+    if "error" in described:
+        raise Fail(described["error"])
+    memory = machine_memory()
+    try:
+        report = fit(spec_from_json(described["spec"]), memory["gpus"], memory["ram_available"], ctx=ctx,
+                     kv_type=kv_type, gpu_layers=gpu_layers,
+                     ram_bandwidth=float(config.threshold("ram_bandwidth_gb_s")))
+    except FitError as exc:
+        raise Fail(str(exc)) from None
+    if as_json:
+        _out(json.dumps(report.to_json(), indent=2))
+        return
+    from llmdoctor.render.fit import render_fit
+
+    color = sys.stdout.isatty()
+    text = render_fit(report, color=color)
+    if color:
+        from rich.console import Console
+
+        Console(highlight=False, soft_wrap=True).print(text, end="")
+    else:
+        _out(text)
 
 
 # ----------------------------------------------------------------------------- undo

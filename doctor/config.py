@@ -32,6 +32,7 @@ DEFAULT_THRESHOLDS = {
     "path_warn_length": 7_500,  # cmd.exe's 8,191 minus what vcvarsall appends
     "probe_timeout_s": 5.0,
     "network_timeout_s": 3.0,
+    "ram_bandwidth_gb_s": 50.0,  # for CPU decode speed: dual-channel DDR4-3200 is 51.2, DDR5-6000 is 96
 }
 
 

@@ -1,0 +1,155 @@
+"""The `model-fit` check: for each model named with ``check --model`` or under
+``[[models]]`` in the configuration, will it fit on this machine, and how fast will it run?
+
+The probe reads the model's headers (local GGUF or folder, a Hub reference through
+HF_ENDPOINT with Range requests, or only its name) and the memory the machine has free;
+the rules run the memory and speed model of ``llmdoctor.fit`` and say, per model, the
+best placement, with the download room on the Hugging Face cache's disk.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from llmdoctor.models import Check, Finding, ProbeContext, RuleContext
+
+GiB = 1024**3
+
+
+def machine_memory() -> dict:
+    """Free memory per GPU (NVML) and available system RAM: what fit compares with."""
+    facts: dict = {"gpus": []}
+    try:
+        import pynvml
+
+        from llmdoctor.checks.nvidia_driver import probe_nvml
+
+        facts["gpus"] = probe_nvml(pynvml).get("gpus", [])
+    except Exception:  # noqa: BLE001 - no NVML: no GPU to place layers on
+        pass
+    facts["ram_available"] = _ram_available()
+    return facts
+
+
+def _ram_available() -> int:
+    try:  # Linux says it directly; psutil costs ~50 ms to import
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # noqa: BLE001
+        return 0
+
+
+def describe_models(names: list, offline: bool, timeout: float) -> list:
+    from llmdoctor.fit import FitError
+    from llmdoctor.model_sources import hub_endpoint, resolve
+
+    described = []
+    for name in names:
+        try:
+            spec = resolve(name, hub_endpoint(), timeout, offline=offline)
+            described.append({"model": name, "spec": spec.to_json()})
+        except (FitError, OSError) as exc:
+            described.append({"model": name, "error": str(exc)})
+    return described
+
+
+def probe(context: ProbeContext) -> dict:
+    names = list(context.options.get("models") or [])
+    if context.config is not None:
+        names += [m.name for m in context.config.models if m.name not in names]
+    timeout = float(context.config.threshold("network_timeout_s")) if context.config else 3.0
+    return {"models": describe_models(names, context.offline, timeout), **machine_memory()}
+
+
+def spec_from_json(data: dict):
+    from llmdoctor.fit import ModelSpec
+
+    fields = {k: v for k, v in data.items() if k in ModelSpec.__dataclass_fields__}
+    return ModelSpec(**fields)
+
+
+def verdict_line(report) -> tuple:
+    """(severity, message) for the best placement in a FitReport."""
+    spec = report.model
+    label = f"{spec.name} ({spec.quantization or spec.arch}, {report.weights / GiB:.1f} GiB" + \
+        (", a rough estimate from the name)" if spec.estimate else ")")
+    gpus = [d for d in report.devices if d["kind"] == "gpu"]
+    ram = next(d for d in report.devices if d["kind"] == "cpu")
+
+    def speed(device) -> str:
+        s = device.get("speed")
+        return f"; about {s['realistic_tok_s'][0]:g}-{s['realistic_tok_s'][1]:g} tok/s" if s else ""
+
+    full = [d for d in gpus if d["verdict"] == "fits"]
+    if full:
+        best = max(full, key=lambda d: (d.get("speed") or {}).get("bound_tok_s", 0))
+        return "ok", f"{label} fits on {best['device']} at {report.ctx:,} tokens{speed(best)}"
+    partial = [d for d in gpus if d["verdict"] == "partial"]
+    if partial:
+        best = max(partial, key=lambda d: d["n_gpu_layers"])
+        return "warning", (f"{label} fits only partly on {best['device']}: --n-gpu-layers {best['n_gpu_layers']} "
+                           f"of {best['total_layers']}{speed(best)}")
+    if ram["verdict"] == "fits":
+        where = "no GPU can hold any of it" if gpus else "no NVIDIA GPU"
+        return ("info" if not gpus else "warning"), f"{label} runs on the CPU only ({where}){speed(ram)}"
+    need = ram["need"]["need"] / GiB
+    return "error", (f"{label} does not fit: it needs about {need:.1f} GiB; "
+                     f"{ram['free_bytes'] / GiB:.1f} GiB of RAM is available"
+                     + (f", {max(d['free_bytes'] for d in gpus) / GiB:.1f} GiB on the largest GPU" if gpus else ""))
+
+
+def rules(facts: dict, context: RuleContext) -> list:
+    from llmdoctor.fit import fit
+
+    findings: list = []
+    ram_bandwidth = float(context.config.threshold("ram_bandwidth_gb_s")) if context.config else 50.0
+    hf_free = _hf_cache_free(context.all_facts)
+    for entry in facts.get("models", []):
+        if "error" in entry:
+            findings.append(Finding("model-fit.unreadable", "error", f"{entry['model']}: {entry['error']}"))
+            continue
+        spec = spec_from_json(entry["spec"])
+        report = fit(spec, facts.get("gpus", []), int(facts.get("ram_available") or 0), ram_bandwidth=ram_bandwidth)
+        severity, message = verdict_line(report)
+        findings.append(Finding("model-fit.verdict", severity, message,
+                                "\n".join(f"{d['device']}: {d['verdict']}, needs {d['need']['need'] / GiB:.1f} GiB "
+                                          f"of {d['free_bytes'] / GiB:.1f} GiB free" for d in report.devices)
+                                + "\nDetails: llmdoctor fit " + entry["model"],
+                                facts={"model": entry["model"], "devices": [d["verdict"] for d in report.devices]}))
+        local = spec.source in ("GGUF file", "safetensors folder")
+        if not local and hf_free is not None and spec.weight_bytes > hf_free:
+            findings.append(Finding(
+                "model-fit.no-room-to-download", "error",
+                f"{entry['model']} needs {spec.weight_bytes / GiB:.1f} GiB to download but the Hugging Face cache "
+                f"has {hf_free / GiB:.1f} GiB free",
+                "Free space on that disk or set HF_HOME to a larger one (see the disk check)."))
+    return findings
+
+
+def _hf_cache_free(all_facts: dict) -> Optional[int]:
+    for location in (all_facts.get("disk") or {}).get("locations", []):
+        if location.get("role") == "hf_cache" and "free_bytes" in location:
+            return int(location["free_bytes"])
+    return None
+
+
+def models_requested(config, options: dict) -> bool:
+    return bool(options.get("models")) or bool(config is not None and config.models)
+
+
+CHECK = Check(
+    id="model-fit",
+    title="Models: fit and speed",
+    probe=probe,
+    rules=rules,
+    order=90,
+    timeout=30.0,
+)

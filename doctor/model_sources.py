@@ -1,0 +1,253 @@
+"""Where a model description comes from: a local GGUF file, a local Hugging Face folder,
+a Hub reference read with HTTP Range requests, or only a name (a rough estimate).
+
+Only headers are read: a GGUF header, ``config.json`` and each safetensors header (an
+8-byte length and a JSON table). A Hub reference never downloads the model itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+from pathlib import Path
+from typing import Callable, Optional
+
+from llmdoctor.fit import FitError, ModelSpec, spec_from_gguf
+from llmdoctor.gguf_header import GGUFError, read_header, read_local
+
+SAFETENSORS_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
+                     "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "F4": 0.5}
+# effective bits per weight of llama.cpp file types (Llama-3-8B sizes from tools/quantize)
+NAME_BPW = {"q2_k": 3.17, "q3_k_s": 3.65, "q3_k_m": 4.00, "q3_k_l": 4.31, "q4_0": 4.64, "q4_k_s": 4.67,
+            "q4_k_m": 4.90, "q5_k_m": 5.70, "q6_k": 6.57, "q8_0": 8.51, "f16": 16.0, "bf16": 16.0,
+            "fp16": 16.0, "int8": 8.5, "int4": 4.5, "awq": 4.5, "gptq": 4.5}
+# typical shapes of dense decoder models by size (billions): layers, width, heads, KV heads
+SHAPES = [(0.5, 24, 896, 14, 2), (1.5, 28, 1536, 12, 2), (3, 28, 3072, 24, 8), (8, 32, 4096, 32, 8),
+          (14, 48, 5120, 40, 8), (32, 64, 5120, 40, 8), (70, 80, 8192, 64, 8), (123, 88, 12288, 96, 8),
+          (405, 126, 16384, 128, 8)]
+
+
+# ----------------------------------------------------------------------------- safetensors
+
+
+def safetensors_header(fetch: Callable[[int, int], bytes], name: str) -> dict:
+    raw = fetch(0, 8)
+    if len(raw) < 8:
+        raise FitError(f"{name}: not a safetensors file (too short)")
+    length = struct.unpack("<Q", raw)[0]
+    if length > 100 * 1024 * 1024:
+        raise FitError(f"{name}: a {length:,}-byte safetensors header (damaged file)")
+    try:
+        return json.loads(fetch(8, length).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise FitError(f"{name}: not a safetensors file (its header is not JSON)") from None
+
+
+def spec_from_safetensors(config: dict, headers: list, name: str, source: str, bytes_read: int) -> ModelSpec:
+    text = config.get("text_config") or config
+    try:
+        n_layer = int(text["num_hidden_layers"])
+        n_embd = int(text["hidden_size"])
+        n_head = int(text["num_attention_heads"])
+    except (KeyError, TypeError, ValueError):
+        raise FitError(f"{name}: config.json lacks num_hidden_layers, hidden_size or num_attention_heads") from None
+    n_kv = int(text.get("num_key_value_heads") or n_head)
+    head_dim = int(text.get("head_dim") or n_embd // n_head)
+    layer_bytes, expert_bytes = [0] * n_layer, [0] * n_layer
+    embd = output = 0
+    for header in headers:
+        for tensor, info in header.items():
+            if tensor == "__metadata__" or not isinstance(info, dict):
+                continue
+            begin, end = info.get("data_offsets", (0, 0))
+            size = int(end) - int(begin)
+            match = re.search(r"layers\.(\d+)\.", tensor)
+            if match and int(match.group(1)) < n_layer:
+                layer_bytes[int(match.group(1))] += size
+                if ".experts." in tensor:
+                    expert_bytes[int(match.group(1))] += size
+            elif "embed_tokens" in tensor or tensor.endswith("wte.weight"):
+                embd += size
+            else:
+                output += size
+    layer_types = text.get("layer_types") or []
+    window = int(text.get("sliding_window") or 0) if text.get("use_sliding_window", True) is not False else 0
+    swa = [t == "sliding_attention" for t in layer_types] if len(layer_types) == n_layer else [False] * n_layer
+    dtypes = {info.get("dtype") for h in headers for k, info in h.items()
+              if k != "__metadata__" and isinstance(info, dict)}
+    return ModelSpec(
+        name=name, source=source, arch=str(text.get("model_type") or config.get("model_type") or "?"),
+        n_layer=n_layer, n_embd=n_embd, n_vocab=int(text.get("vocab_size") or 0), n_head=[n_head] * n_layer,
+        n_head_kv=[n_kv] * n_layer, head_dim_k=head_dim, head_dim_v=head_dim,
+        ctx_train=int(text.get("max_position_embeddings") or 4096), layer_bytes=layer_bytes, embd_bytes=embd,
+        output_bytes=output, expert_bytes=expert_bytes,
+        expert_count=int(text.get("num_local_experts") or text.get("num_experts") or 0),
+        expert_used=int(text.get("num_experts_per_tok") or 0), swa_layers=swa, sliding_window=window if any(swa) else 0,
+        quantization="/".join(sorted(d for d in dtypes if d)), bytes_read=bytes_read)
+
+
+def from_folder(folder: Path) -> ModelSpec:
+    config_path = folder / "config.json"
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise FitError(f"{folder}: no readable config.json ({exc})") from None
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        raise FitError(f"{folder}: no .safetensors files next to config.json")
+    headers, read = [], 0
+    for path in files:
+        with open(path, "rb") as handle:
+            def fetch(offset: int, size: int, handle=handle) -> bytes:
+                handle.seek(offset)
+                return handle.read(size)
+
+            header = safetensors_header(fetch, str(path))
+            headers.append(header)
+            read += 8 + len(json.dumps(header))
+    return spec_from_safetensors(config, headers, folder.name, "safetensors folder", read)
+
+
+# ----------------------------------------------------------------------------- the Hub
+
+
+class RangeReader:
+    """Byte ranges of one URL, following redirects to the storage host; counts what it read."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.url, self.timeout, self.bytes_read = url, timeout, 0
+
+    def __call__(self, offset: int, size: int) -> bytes:
+        from urllib.parse import urljoin
+
+        from llmdoctor import http
+
+        url = self.url
+        for _ in range(6):
+            answer = http.request(url, timeout=self.timeout, environ=dict(os.environ), max_body=size,
+                                  headers={"Range": f"bytes={offset}-{offset + size - 1}"})
+            if answer.status in (301, 302, 303, 307, 308) and answer.headers.get("location"):
+                url = urljoin(url, answer.headers["location"])
+                continue
+            break
+        if answer.error:
+            raise FitError(f"{self.url}: {answer.error}")
+        if answer.status == 416:
+            return b""
+        if answer.status not in (200, 206):
+            raise FitError(f"{self.url}: the server answered {answer.status}")
+        data = answer.body[:size] if answer.status == 200 and offset == 0 else answer.body
+        if answer.status == 200 and offset:
+            raise FitError(f"{self.url}: the server ignores Range requests; not downloading the whole file")
+        self.bytes_read += len(data)
+        return data
+
+
+def from_hub(reference: str, endpoint: str, timeout: float) -> ModelSpec:
+    from llmdoctor import http
+
+    parts = reference.strip("/").split("/")
+    repo = "/".join(parts[:2])
+    if len(parts) > 2:
+        file = "/".join(parts[2:])
+        reader = RangeReader(f"{endpoint}/{repo}/resolve/main/{file}", timeout)
+        try:
+            header = read_header(_chunked(reader), limit=64 << 20)
+        except GGUFError as exc:
+            raise FitError(f"{reference}: {exc}") from None
+        spec = spec_from_gguf(header, reference, "Hub GGUF")
+        spec.bytes_read = reader.bytes_read
+        return spec
+    answer = http.request(f"{endpoint}/api/models/{repo}", timeout=timeout, environ=dict(os.environ))
+    if answer.status != 200:
+        raise FitError(f"{reference}: the Hub answered {answer.status or answer.error} for the repository")
+    try:
+        siblings = [s["rfilename"] for s in json.loads(answer.body).get("siblings", [])]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise FitError(f"{reference}: the Hub's answer lists no files") from None
+    ggufs = [f for f in siblings if f.endswith(".gguf")]
+    tensors = [f for f in siblings if f.endswith(".safetensors")]
+    if tensors and "config.json" in siblings:
+        config_answer = http.request(f"{endpoint}/{repo}/resolve/main/config.json", timeout=timeout,
+                                     environ=dict(os.environ))
+        location = config_answer.headers.get("location")
+        if location:
+            from urllib.parse import urljoin
+
+            config_answer = http.request(urljoin(f"{endpoint}/{repo}/resolve/main/config.json", location),
+                                         timeout=timeout, environ=dict(os.environ))
+        try:
+            config = json.loads(config_answer.body)
+        except ValueError:
+            raise FitError(f"{reference}: config.json is not JSON") from None
+        headers, read = [], len(config_answer.body)
+        for file in tensors:
+            reader = RangeReader(f"{endpoint}/{repo}/resolve/main/{file}", timeout)
+            headers.append(safetensors_header(reader, f"{reference}/{file}"))
+            read += reader.bytes_read
+        return spec_from_safetensors(config, headers, reference, "Hub safetensors", read)
+    if ggufs:
+        preferred = next((f for f in ggufs if "q4_k_m" in f.lower()), ggufs[0])
+        spec = from_hub(f"{repo}/{preferred}", endpoint, timeout)
+        spec.name = f"{repo}/{preferred}"
+        return spec
+    raise FitError(f"{reference}: the repository has neither GGUF files nor config.json with safetensors")
+
+
+def _chunked(reader: RangeReader) -> Callable[[int, int], bytes]:
+    """Smaller first requests for remote headers: most are well under a few MB."""
+    return lambda offset, size: reader(offset, min(size, 4 << 20))
+
+
+# ----------------------------------------------------------------------------- a name
+
+
+def from_name(name: str) -> ModelSpec:
+    lowered = name.lower()
+    moe = re.search(r"(\d+)x(\d+(?:\.\d+)?)b", lowered)
+    active_match = re.search(r"-a(\d+(?:\.\d+)?)b", lowered)
+    size = re.search(r"(?<![\d.])(\d+(?:\.\d+)?)\s*b(?![a-z])", lowered)
+    if moe:
+        total = float(moe.group(1)) * float(moe.group(2)) * 0.85  # experts share attention and embeddings
+    elif size:
+        total = float(size.group(1))
+    else:
+        raise FitError(f"cannot tell the size of '{name}' from its name: give a GGUF file, a model folder, "
+                       "or an org/repo reference")
+    quant = next((q for q in sorted(NAME_BPW, key=len, reverse=True) if re.search(rf"(?<![a-z0-9]){q}(?![a-z0-9])",
+                                                                                lowered)), "f16")
+    bpw = NAME_BPW[quant]
+    _, n_layer, n_embd, n_head, n_kv = min(SHAPES, key=lambda s: abs(s[0] - total))
+    weight = int(total * 1e9 * bpw / 8)
+    embd = int(32000 * n_embd * bpw / 8)
+    per_layer = max(0, (weight - 2 * embd) // n_layer)
+    spec = ModelSpec(
+        name=name, source="name (rough estimate)", arch="?", n_layer=n_layer, n_embd=n_embd, n_vocab=32000,
+        n_head=[n_head] * n_layer, n_head_kv=[n_kv] * n_layer, head_dim_k=n_embd // n_head,
+        head_dim_v=n_embd // n_head, ctx_train=8192, layer_bytes=[per_layer] * n_layer, embd_bytes=embd,
+        output_bytes=embd, expert_bytes=[0] * n_layer, quantization=quant.upper(), estimate=True)
+    if moe or active_match:
+        spec.expert_count = int(moe.group(1)) if moe else 8
+        spec.expert_used = 2 if moe else max(1, round(spec.expert_count * float(active_match.group(1)) / total))
+        spec.expert_bytes = [int(per_layer * 0.9)] * n_layer
+    return spec
+
+
+def resolve(model: str, endpoint: str, timeout: float, offline: bool = False) -> ModelSpec:
+    path = Path(model).expanduser()
+    if path.is_file():
+        return spec_from_gguf(read_local(path), path.name, "GGUF file")
+    if path.is_dir():
+        return from_folder(path)
+    if model.endswith(".gguf") and os.sep in model and not re.fullmatch(r"[\w.-]+/[\w.-]+/[\w./-]+\.gguf", model):
+        raise FitError(f"{model}: no such file")
+    if re.fullmatch(r"[\w.-]+/[\w.-]+(/[\w./-]+\.gguf)?", model) and not offline:
+        return from_hub(model, endpoint, timeout)
+    return from_name(model)
+
+
+def hub_endpoint(environ: Optional[dict] = None) -> str:
+    environ = os.environ if environ is None else environ
+    return (environ.get("HF_ENDPOINT") or "https://huggingface.co").strip().strip("'\"").rstrip("/")

@@ -1,0 +1,323 @@
+"""`llmdoctor fit` on real GGUF files (written with the gguf package, sparse when large),
+safetensors folders, a Hub served on 127.0.0.1 with Range requests, and names."""
+
+from __future__ import annotations
+
+import json
+import struct
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+gguf = pytest.importorskip("gguf")
+
+from llmdoctor.fit import GiB, MiB, fit, kv_bytes_per_layer  # noqa: E402
+from llmdoctor.fit import spec_from_gguf as from_header  # noqa: E402
+from llmdoctor.gguf_header import QUANT_SIZES, GGUFError, read_local  # noqa: E402
+from llmdoctor.model_sources import from_folder, from_name, resolve  # noqa: E402
+
+from fit_validation import ROWS, table  # noqa: E402
+from gguf_models import write_gguf  # noqa: E402
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "fit-validation.md"
+RTX_4090 = {"index": 0, "name": "RTX 4090", "memory_free_bytes": 23 * GiB, "bandwidth_gb_s": 1008.1}
+
+
+def spec(path):
+    return from_header(read_local(path), path.name, "GGUF file")
+
+
+# ------------------------------------------------------------------ the header reader
+
+
+def test_quant_table_matches_gguf():
+    from gguf.constants import GGML_QUANT_SIZES
+
+    theirs = {int(t): (t.name, block, size) for t, (block, size) in GGML_QUANT_SIZES.items()}
+    assert {k: v for k, v in theirs.items() if k in QUANT_SIZES} == QUANT_SIZES
+    assert set(theirs) <= set(QUANT_SIZES), set(theirs) - set(QUANT_SIZES)
+
+
+def test_reader_agrees_with_gguf_on_a_small_real_file(tmp_path):
+    path = write_gguf(tmp_path / "small.gguf", "llama", 2, 256, 4, 2, 512, 100, small=True)
+    theirs = {t.name: (int(t.n_bytes), tuple(int(x) for x in t.shape)) for t in gguf.GGUFReader(str(path)).tensors}
+    assert {t.name: (t.n_bytes, t.shape) for t in read_local(path).tensors} == theirs
+
+
+# ------------------------------------------------------------------ sparse multi-gigabyte models
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gguf")
+    return {
+        # llama-style with grouped-query attention (Llama-3-8B shapes)
+        "llama": write_gguf(root / "llama.gguf", "llama", 32, 4096, 32, 8, 14336, 128256, ctx=131072),
+        # qwen2 without GQA (Qwen1.5-7B shapes: 32 KV heads)
+        "qwen2": write_gguf(root / "qwen2.gguf", "qwen2", 32, 4096, 32, 32, 11008, 151936, ctx=32768),
+        # gemma2 with sliding-window layers (gemma-2-9b shapes)
+        "gemma2": write_gguf(root / "gemma2.gguf", "gemma2", 42, 3584, 16, 8, 14336, 256000, ctx=8192,
+                             sliding_window=4096, head_dim=256),
+        # mixture of experts (Mixtral-8x7B shapes)
+        "moe": write_gguf(root / "moe.gguf", "llama", 32, 4096, 32, 8, 14336, 32000, ctx=32768, experts=8,
+                          experts_used=2),
+    }
+
+
+def test_sparse_files_are_big_on_paper_and_small_on_disk(models):
+    for path in models.values():
+        assert path.stat().st_size > 4 * GiB
+        assert path.stat().st_blocks * 512 < 8 * MiB
+
+
+def test_llama_gqa(models):
+    model = spec(models["llama"])
+    assert (model.n_layer, model.n_head_kv[0], model.head_dim_k, model.n_vocab) == (32, 8, 128, 128256)
+    assert sum(kv_bytes_per_layer(model, 32768, "f16")) == 4 * GiB  # Llama-3.1-8B @32K: 4.0 GiB
+    assert model.embd_bytes == 128256 * 4096 * 144 // 256  # Q4_K token embeddings, on the CPU
+
+
+def test_qwen2_without_gqa_needs_four_times_the_cache(models):
+    qwen, llama = spec(models["qwen2"]), spec(models["llama"])
+    assert qwen.n_head_kv[0] == 32
+    assert sum(kv_bytes_per_layer(qwen, 8192, "f16")) == 4 * sum(kv_bytes_per_layer(llama, 8192, "f16"))
+
+
+def test_gemma2_sliding_window_layers(models):
+    model = spec(models["gemma2"])
+    assert model.sliding_window == 4096 and sum(model.swa_layers) == 21  # every other layer is local
+    kv = kv_bytes_per_layer(model, 8192, "f16")
+    assert kv[0] < kv[1]  # a local layer holds window + ubatch cells, a global one the whole context
+    assert kv[0] == (4096 + 512) * 8 * (256 + 256) * 2 and kv[1] == 8192 * 8 * 512 * 2
+
+
+def test_moe_reads_only_active_experts_per_token(models):
+    model = spec(models["moe"])
+    assert (model.expert_count, model.expert_used) == (8, 2) and model.expert_bytes[0] > 0
+    report = fit(model, [dict(RTX_4090, memory_free_bytes=80 * GiB, bandwidth_gb_s=3350)], 64 * GiB, ctx=4096)
+    gpu = report.devices[0]
+    assert gpu["verdict"] == "fits"
+    assert gpu["speed"]["gpu_bytes_per_token"] < 0.4 * model.weight_bytes  # 2 of 8 experts
+
+
+def test_partial_offload_follows_llama_cpps_rule(models):
+    model = spec(models["llama"])
+    small_gpu = dict(RTX_4090, memory_free_bytes=int(4 * GiB))
+    report = fit(model, [small_gpu], 32 * GiB, ctx=8192)
+    gpu = report.devices[0]
+    assert gpu["verdict"] == "partial" and 0 < gpu["n_gpu_layers"] < 33
+    assert gpu["need"]["need"] <= small_gpu["memory_free_bytes"]
+    # one more layer would not fit
+    from llmdoctor.fit import compute_buffer, gpu_need
+
+    kv = kv_bytes_per_layer(model, 8192, "f16")
+    assert gpu_need(model, gpu["n_gpu_layers"] + 1, kv, compute_buffer(model, 8192, False))["need"] > 4 * GiB
+    assert gpu["speed"]["cpu_bytes_per_token"] > 0  # the CPU part dominates partial offload
+    full = fit(model, [RTX_4090], 32 * GiB, ctx=8192).devices[0]
+    assert full["verdict"] == "fits" and full["n_gpu_layers"] == 33  # the output layer counts as one
+    assert full["largest_full_context"] >= 8192
+    low, high = full["speed"]["realistic_tok_s"]
+    assert low == pytest.approx(full["speed"]["bound_tok_s"] * 0.5, rel=0.01) and high > low
+
+
+def test_quantised_cache_and_requested_layers(models):
+    model = spec(models["llama"])
+    report = fit(model, [RTX_4090], 32 * GiB, ctx=32768, kv_type="q8_0", gpu_layers=10)
+    assert report.kv == int(4 * GiB * 34 / 32 / 2) and report.flash_attention
+    assert report.devices[0]["n_gpu_layers"] == 10
+
+
+def test_fit_cli_on_a_20gb_class_file(cli, tmp_path):
+    path = write_gguf(tmp_path / "qwen32b.gguf", "qwen2", 64, 5120, 40, 8, 27648, 152064, ctx=32768)
+    assert path.stat().st_size > 18 * 10**9
+    result = cli("fit", str(path), "--ctx", "4096", "--json")
+    report = result.json()
+    assert report["model"]["n_layer"] == 64 and report["ctx"] == 4096
+    assert report["memory"]["kv_cache"] == 64 * 4096 * 8 * 256 * 2
+    assert report["model"]["bytes_read"] < 4 * MiB
+    text = cli("fit", str(path)).stdout
+    assert "weights" in text and "system RAM" in text and "|W" in text
+
+
+# ------------------------------------------------------------------ safetensors, names, bad input
+
+
+def write_safetensors_folder(folder: Path, n_layer=4, hidden=512, heads=8, kv_heads=2, vocab=1000) -> Path:
+    folder.mkdir(parents=True)
+    config = {"model_type": "llama", "num_hidden_layers": n_layer, "hidden_size": hidden,
+              "num_attention_heads": heads, "num_key_value_heads": kv_heads, "vocab_size": vocab,
+              "max_position_embeddings": 4096}
+    (folder / "config.json").write_text(json.dumps(config))
+    header, offset = {"__metadata__": {"format": "pt"}}, 0
+    tensors = [("model.embed_tokens.weight", [vocab, hidden])]
+    for il in range(n_layer):
+        tensors += [(f"model.layers.{il}.self_attn.q_proj.weight", [hidden, hidden]),
+                    (f"model.layers.{il}.mlp.down_proj.weight", [hidden, 4 * hidden])]
+    tensors += [("lm_head.weight", [vocab, hidden])]
+    for name, shape in tensors:
+        size = shape[0] * shape[1] * 2
+        header[name] = {"dtype": "BF16", "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    encoded = json.dumps(header).encode()
+    with open(folder / "model.safetensors", "wb") as handle:
+        handle.write(struct.pack("<Q", len(encoded)) + encoded)
+        handle.truncate(8 + len(encoded) + offset)
+    return folder
+
+
+def test_safetensors_folder(tmp_path):
+    model = from_folder(write_safetensors_folder(tmp_path / "tiny"))
+    assert model.layer_bytes[0] == (512 * 512 + 512 * 2048) * 2
+    assert model.embd_bytes == 1000 * 512 * 2 and model.output_bytes == 1000 * 512 * 2
+    assert model.quantization == "BF16" and model.n_head_kv[0] == 2
+
+
+def test_names_are_rough_estimates():
+    model = from_name("qwen2.5-14b-instruct-q4_k_m")
+    assert model.estimate and model.quantization == "Q4_K_M"
+    assert 7.5 * GiB < model.weight_bytes < 9.0 * GiB  # 14e9 x 4.9 bits (the real file: 8.99 GB)
+    moe = from_name("mixtral-8x7b-instruct-q4_0")
+    assert moe.expert_count == 8 and moe.expert_used == 2
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "not a GGUF file"),
+    (b"PK\x03\x04 not a gguf", "not a GGUF file (no GGUF magic"),
+    (b"GGUF\x03\x00\x00\x00" + struct.pack("<QQ", 10, 3), "truncated"),
+    (b"GGUF\x09\x00\x00\x00" + struct.pack("<QQ", 0, 0), "GGUF version 9"),
+    (b"GGUF\x03\x00\x00\x00" + struct.pack("<QQ", 0, 1) + struct.pack("<Q", 3) + b"abc" + struct.pack("<I", 77),
+     "unknown metadata value type 77"),
+])
+def test_bad_files_get_one_line(cli, tmp_path, content, message):
+    path = tmp_path / "bad.gguf"
+    path.write_bytes(content)
+    with pytest.raises(GGUFError) as error:
+        read_local(path)
+    assert message in str(error.value)
+    result = cli("fit", str(path))
+    assert result.code == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_truncated_real_file_and_unknown_name(cli, tmp_path, models):
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(models["llama"].read_bytes()[:200_000])
+    result = cli("fit", str(cut))
+    assert result.code == 2 and "truncated" in result.stderr and "Traceback" not in result.output
+    result = cli("fit", "totally-unknown-model")
+    assert result.code == 2 and "cannot tell the size" in result.stderr
+
+
+# ------------------------------------------------------------------ a Hub on 127.0.0.1 with Range requests
+
+
+class Hub:
+    """Serves /api/models/{repo}, /{repo}/resolve/main/{file} (302 to /cdn/{file}) and
+    /cdn/{file} with Range support; counts the bytes it sent."""
+
+    def __init__(self, files: dict) -> None:
+        self.files, self.sent = files, 0
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                hub.answer(self)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def answer(self, handler) -> None:
+        path = handler.path
+        if path.startswith("/api/models/"):
+            body = json.dumps({"siblings": [{"rfilename": name} for name in self.files]}).encode()
+            return self.send(handler, 200, body)
+        if "/resolve/main/" in path:
+            name = path.split("/resolve/main/", 1)[1]
+            if name == "config.json":
+                return self.send(handler, 200, self.read(name, 0, None))
+            handler.send_response(302)
+            handler.send_header("Location", f"/cdn/{name}")
+            handler.end_headers()
+            return None
+        name = path[len("/cdn/"):]
+        size = self.size(name)
+        first, last = 0, size - 1
+        if handler.headers.get("Range"):
+            first, last = (int(x) for x in handler.headers["Range"].split("=")[1].split("-"))
+            last = min(last, size - 1)
+        data = self.read(name, first, last - first + 1)
+        self.send(handler, 206 if handler.headers.get("Range") else 200, data,
+                  {"Content-Range": f"bytes {first}-{last}/{size}"})
+
+    def size(self, name):
+        return Path(self.files[name]).stat().st_size
+
+    def read(self, name, offset, length):
+        with open(self.files[name], "rb") as handle:
+            handle.seek(offset)
+            return handle.read() if length is None else handle.read(length)
+
+    def send(self, handler, status, body, headers=None):
+        handler.send_response(status)
+        for key, value in (headers or {}).items():
+            handler.send_header(key, value)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+        self.sent += len(body)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_hub_gguf_reads_only_the_header(models):
+    hub = Hub({"Llama-3-8B.Q4_K_M.gguf": models["llama"]})
+    try:
+        model = resolve("org/llama-3-8b-gguf/Llama-3-8B.Q4_K_M.gguf", hub.url, timeout=5)
+        assert model.source == "Hub GGUF" and model.n_layer == 32
+        assert model.weight_bytes == spec(models["llama"]).weight_bytes
+        assert hub.sent < 4 * MiB < models["llama"].stat().st_size / 1000  # a few MB of a 5 GB file
+        assert model.bytes_read == hub.sent
+        hub.sent = 0
+        by_repo = resolve("org/llama-3-8b-gguf", hub.url, timeout=5)  # picks the q4_k_m file
+        assert by_repo.name.endswith(".gguf") and hub.sent < 4 * MiB
+    finally:
+        hub.close()
+
+
+def test_hub_safetensors_repo(tmp_path):
+    folder = write_safetensors_folder(tmp_path / "repo")
+    hub = Hub({"config.json": folder / "config.json", "model.safetensors": folder / "model.safetensors"})
+    try:
+        model = resolve("org/tiny", hub.url, timeout=5)
+        assert model.source == "Hub safetensors" and model.layer_bytes == from_folder(folder).layer_bytes
+        assert hub.sent < 64 * 1024
+    finally:
+        hub.close()
+
+
+def test_check_model_adds_fit_findings(cli, models):
+    report = cli("check", "--only", "model-fit", "--model", str(models["llama"]), "--json").json()
+    (check,) = report["checks"]
+    (finding,) = check["findings"]
+    assert finding["id"] == "model-fit.verdict" and "llama.gguf" in finding["message"]
+    skipped = cli("check", "--only", "model-fit", "--json").json()["checks"][0]
+    assert skipped["status"] == "skipped" and "no model named" in skipped["reason"]
+
+
+# ------------------------------------------------------------------ the validation table
+
+
+def test_validation_table_is_within_ten_percent_and_documented():
+    for model, _quant, _ctx, what, measured, _source, predicted in ROWS:
+        assert abs(predicted - measured) / measured <= 0.10, (model, what)
+    documented = DOCS.read_text()
+    for line in table().splitlines()[2:]:
+        assert line in documented
