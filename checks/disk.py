@@ -272,6 +272,20 @@ def rules(facts: dict, context: RuleContext) -> list:
                     facts={"model": model.name, "size_gb": model.size_gb,
                            "free_bytes": hf["free_bytes"]}))
 
+    # models named for `model-fit` (check --model, [[models]]) that are not on disk yet
+    for entry in (context.all_facts.get("model-fit") or {}).get("models", []):
+        spec = entry.get("spec") or {}
+        if not spec or spec.get("source") in ("GGUF file", "safetensors folder") or not hf or "free_bytes" not in hf:
+            continue
+        needed = int(spec.get("weight_bytes") or 0)
+        if needed > hf["free_bytes"]:
+            findings.append(Finding(
+                "disk.model-does-not-fit", "error",
+                f"{entry['model']} needs {_gb(needed)} to download but the Hugging Face cache has "
+                f"{_gb(hf['free_bytes'])} free",
+                f"Cache: {hf['path']}. The download would fail near the end. Free space or set HF_HOME to a disk "
+                "with room.", facts={"model": entry["model"], "bytes": needed, "free_bytes": hf["free_bytes"]}))
+
     if notebook == "kaggle" and hf:
         if hf["path"].startswith("/kaggle/working"):
             findings.append(Finding(

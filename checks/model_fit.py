@@ -9,8 +9,6 @@ best placement, with the download room on the Hugging Face cache's disk.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from llmdoctor.models import Check, Finding, ProbeContext, RuleContext
 
 GiB = 1024**3
@@ -111,7 +109,6 @@ def rules(facts: dict, context: RuleContext) -> list:
 
     findings: list = []
     ram_bandwidth = float(context.config.threshold("ram_bandwidth_gb_s")) if context.config else 50.0
-    hf_free = _hf_cache_free(context.all_facts)
     for entry in facts.get("models", []):
         if "error" in entry:
             findings.append(Finding("model-fit.unreadable", "error", f"{entry['model']}: {entry['error']}"))
@@ -124,21 +121,7 @@ def rules(facts: dict, context: RuleContext) -> list:
                                           f"of {d['free_bytes'] / GiB:.1f} GiB free" for d in report.devices)
                                 + "\nDetails: llmdoctor fit " + entry["model"],
                                 facts={"model": entry["model"], "devices": [d["verdict"] for d in report.devices]}))
-        local = spec.source in ("GGUF file", "safetensors folder")
-        if not local and hf_free is not None and spec.weight_bytes > hf_free:
-            findings.append(Finding(
-                "model-fit.no-room-to-download", "error",
-                f"{entry['model']} needs {spec.weight_bytes / GiB:.1f} GiB to download but the Hugging Face cache "
-                f"has {hf_free / GiB:.1f} GiB free",
-                "Free space on that disk or set HF_HOME to a larger one (see the disk check)."))
     return findings
-
-
-def _hf_cache_free(all_facts: dict) -> Optional[int]:
-    for location in (all_facts.get("disk") or {}).get("locations", []):
-        if location.get("role") == "hf_cache" and "free_bytes" in location:
-            return int(location["free_bytes"])
-    return None
 
 
 def models_requested(config, options: dict) -> bool:

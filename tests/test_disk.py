@@ -128,3 +128,13 @@ def test_disk_smoke_test_fails_on_read_only_folder(cli, tmp_path):
         env = {"HF_HUB_CACHE": str(target)}
     result = cli("smoke", "--only", "disk", env=env)
     assert result.code == 1 and "[✗] disk" in result.stdout
+
+
+def test_room_to_download_a_model_named_for_model_fit():
+    data = facts(free_gb=5)
+    all_facts = {"model-fit": {"models": [
+        {"model": "org/big-model", "spec": {"source": "Hub GGUF", "weight_bytes": 9 * GB}},
+        {"model": "/models/local.gguf", "spec": {"source": "GGUF file", "weight_bytes": 9 * GB}}]}}
+    found = [f for f in rules(data, RuleContext(platform={"system": "linux"}, config=Config(), all_facts=all_facts))
+             if f.id == "disk.model-does-not-fit"]
+    assert len(found) == 1 and "org/big-model needs 9.0 GB" in found[0].message  # the local file is already here
