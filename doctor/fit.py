@@ -293,6 +293,9 @@ def fit(spec: ModelSpec, gpus: list, ram_available: int, ctx: Optional[int] = No
     report = FitReport(spec, ctx, kv_type, flash, spec.weight_bytes, kv, compute)
     if kv_type != "f16":
         report.notes.append("a quantised V cache needs flash attention (-fa); it is assumed on")
+    else:
+        report.notes.append("the compute buffer assumes no flash attention; with -fa it is smaller "
+                            "(context x heads drops out)")
     if ctx > spec.ctx_train:
         report.notes.append(f"ctx {ctx:,} is beyond the {spec.ctx_train:,} tokens the model was trained for")
     for gpu in gpus:
