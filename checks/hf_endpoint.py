@@ -58,6 +58,7 @@ def verify_endpoint(endpoint: str, repo: str, small_file: str, large_file: str, 
     def get(url: str, method: str = "GET"):
         return http.request(url, method=method, timeout=timeout, environ=environ)
 
+    http.ssl_context(environ)  # parse the CA bundle once, not once per concurrent first request
     with ThreadPoolExecutor(max_workers=4) as pool:
         api_f = pool.submit(get, f"{endpoint}/api/models/{repo}")
         small_f = pool.submit(get, f"{endpoint}/{repo}/resolve/main/{small_file}", "HEAD")
