@@ -273,9 +273,12 @@ def rules(facts: dict, context: RuleContext) -> list:
                            "free_bytes": hf["free_bytes"]}))
 
     # models named for `model-fit` (check --model, [[models]]) that are not on disk yet
+    sized = {m.name for m in models}  # already judged above from their configured size
     for entry in (context.all_facts.get("model-fit") or {}).get("models", []):
         spec = entry.get("spec") or {}
         if not spec or spec.get("source") in ("GGUF file", "safetensors folder") or not hf or "free_bytes" not in hf:
+            continue
+        if entry["model"] in sized:
             continue
         needed = int(spec.get("weight_bytes") or 0)
         if needed > hf["free_bytes"]:

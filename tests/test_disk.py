@@ -138,3 +138,11 @@ def test_room_to_download_a_model_named_for_model_fit():
     found = [f for f in rules(data, RuleContext(platform={"system": "linux"}, config=Config(), all_facts=all_facts))
              if f.id == "disk.model-does-not-fit"]
     assert len(found) == 1 and "org/big-model needs 9.0 GB" in found[0].message  # the local file is already here
+
+
+def test_a_model_with_a_configured_size_is_judged_once():
+    data = facts(free_gb=5)
+    all_facts = {"model-fit": {"models": [{"model": "big", "spec": {"source": "Hub GGUF", "weight_bytes": 9 * GB}}]}}
+    context = RuleContext(platform={"system": "linux"}, config=Config(models=(ModelOfInterest("big", 9.5),)),
+                          all_facts=all_facts)
+    assert [f.id for f in rules(data, context)].count("disk.model-does-not-fit") == 1
