@@ -105,7 +105,7 @@ def build_windows_path(registry: dict, core: dict) -> dict:
     built: dict = {"entries": []}
     for scope, values, visible in (("machine", machine, before_machine_expand),
                                    ("user", user, before_user_expand)):
-        item = _get_ci(values, "Path")
+        item = get_ci(values, "Path")
         parts = []
         for raw in split_path(item["value"] if item else "", ";"):
             # one raw part may expand to several entries (a %Path2% reference)
@@ -118,18 +118,14 @@ def build_windows_path(registry: dict, core: dict) -> dict:
     return built
 
 
-def _get_ci(values: dict, name: str) -> Optional[dict]:
-    for key, item in values.items():
-        if key.lower() == name.lower():
-            return item
-    return None
+def find_ci(values: dict, name: str) -> Optional[str]:
+    """The key of ``values`` equal to ``name`` ignoring case, as Windows compares names."""
+    return next((key for key in values if key.lower() == name.lower()), None)
 
 
-def _find_ci(values: dict, name: str) -> Optional[str]:
-    for key in values:
-        if key.lower() == name.lower():
-            return key
-    return None
+def get_ci(values: dict, name: str):
+    key = find_ci(values, name)
+    return values[key] if key is not None else None
 
 
 # ----------------------------------------------------------------------------- probe
@@ -201,10 +197,10 @@ def probe_posix(environ: Optional[dict] = None) -> dict:
 def probe_windows(backend, environ: Optional[dict] = None,
                   entry_facts: Callable = _entry_facts) -> dict:
     environ = dict(os.environ) if environ is None else environ
-    facts: dict = {"os": "windows", "separator": ";", "value": _get_env_ci(environ, "Path") or ""}
+    facts: dict = {"os": "windows", "separator": ";", "value": get_ci(environ, "Path") or ""}
     core = {}
     for name in CORE_MACHINE_VARIABLES + CORE_USER_VARIABLES:
-        value = _get_env_ci(environ, name)
+        value = get_ci(environ, name)
         if value is not None:
             core[name] = value
     facts["core_variables"] = core
@@ -247,13 +243,6 @@ def probe_windows(backend, environ: Optional[dict] = None,
 
 def looks_like_path_list(value: str) -> bool:
     return ":\\" in value or value.startswith("%") or ";" in value
-
-
-def _get_env_ci(environ: dict, name: str) -> Optional[str]:
-    for key, value in environ.items():
-        if key.lower() == name.lower():
-            return value
-    return None
 
 
 def probe(context: ProbeContext) -> dict:
@@ -456,7 +445,7 @@ def _windows_rules(facts: dict, entries: list, unexpanded: list, context: RuleCo
         warn_length = int(context.config.threshold("path_warn_length"))
 
     for scope in ("machine", "user"):
-        item = _get_ci(registry.get(scope, {}), "Path")
+        item = get_ci(registry.get(scope, {}), "Path")
         if not item:
             continue
         label = "system" if scope == "machine" else "user"
@@ -549,8 +538,8 @@ def _windows_rules(facts: dict, entries: list, unexpanded: list, context: RuleCo
 
 
 def _why_not_expanding(name: str, scope: str, registry: dict) -> str:
-    machine_key = _find_ci(registry.get("machine", {}), name)
-    user_key = _find_ci(registry.get("user", {}), name)
+    machine_key = find_ci(registry.get("machine", {}), name)
+    user_key = find_ci(registry.get("user", {}), name)
     definition = registry["machine"][machine_key] if machine_key else registry["user"][user_key]
     where = "system" if machine_key else "user"
     if scope == "machine" and not machine_key:

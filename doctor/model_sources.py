@@ -113,6 +113,21 @@ def from_folder(folder: Path) -> ModelSpec:
 # ----------------------------------------------------------------------------- the Hub
 
 
+def _follow(url: str, timeout: float, max_body: int, headers: Optional[dict] = None):
+    """GET ``url``, following redirects (the Hub sends file contents from a storage host)."""
+    from urllib.parse import urljoin
+
+    from llmdoctor import http
+
+    for _ in range(6):
+        answer = http.request(url, timeout=timeout, environ=dict(os.environ), max_body=max_body, headers=headers)
+        if answer.status in (301, 302, 303, 307, 308) and answer.headers.get("location"):
+            url = urljoin(url, answer.headers["location"])
+            continue
+        break
+    return answer
+
+
 class RangeReader:
     """Byte ranges of one URL, following redirects to the storage host; counts what it read."""
 
@@ -120,27 +135,16 @@ class RangeReader:
         self.url, self.timeout, self.bytes_read = url, timeout, 0
 
     def __call__(self, offset: int, size: int) -> bytes:
-        from urllib.parse import urljoin
-
-        from llmdoctor import http
-
-        url = self.url
-        for _ in range(6):
-            answer = http.request(url, timeout=self.timeout, environ=dict(os.environ), max_body=size,
-                                  headers={"Range": f"bytes={offset}-{offset + size - 1}"})
-            if answer.status in (301, 302, 303, 307, 308) and answer.headers.get("location"):
-                url = urljoin(url, answer.headers["location"])
-                continue
-            break
+        answer = _follow(self.url, self.timeout, size, {"Range": f"bytes={offset}-{offset + size - 1}"})
         if answer.error:
             raise FitError(f"{self.url}: {answer.error}")
         if answer.status == 416:
             return b""
         if answer.status not in (200, 206):
             raise FitError(f"{self.url}: the server answered {answer.status}")
-        data = answer.body[:size] if answer.status == 200 and offset == 0 else answer.body
         if answer.status == 200 and offset:
             raise FitError(f"{self.url}: the server ignores Range requests; not downloading the whole file")
+        data = answer.body[:size]
         self.bytes_read += len(data)
         return data
 
@@ -170,14 +174,7 @@ def from_hub(reference: str, endpoint: str, timeout: float) -> ModelSpec:
     ggufs = [f for f in siblings if f.endswith(".gguf")]
     tensors = [f for f in siblings if f.endswith(".safetensors")]
     if tensors and "config.json" in siblings:
-        config_answer = http.request(f"{endpoint}/{repo}/resolve/main/config.json", timeout=timeout,
-                                     environ=dict(os.environ))
-        location = config_answer.headers.get("location")
-        if location:
-            from urllib.parse import urljoin
-
-            config_answer = http.request(urljoin(f"{endpoint}/{repo}/resolve/main/config.json", location),
-                                         timeout=timeout, environ=dict(os.environ))
+        config_answer = _follow(f"{endpoint}/{repo}/resolve/main/config.json", timeout, 10 * 1024 * 1024)
         try:
             config = json.loads(config_answer.body)
         except ValueError:

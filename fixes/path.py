@@ -31,6 +31,7 @@ from llmdoctor.checks.path import (
     PERCENT_REFERENCE,
     entry_pattern,
     expand_windows,
+    find_ci,
     mentions_entry,
     normalise_windows,
     probe_posix,
@@ -69,10 +70,6 @@ def _variables(facts: dict) -> dict:
     return values
 
 
-def _find(values: dict, name: str) -> Optional[str]:
-    return next((k for k in values if k.lower() == name.lower()), None)
-
-
 def plan_windows(facts: dict, options: dict) -> Plan:
     registry = facts.get("registry")
     result = Plan("path", "clean up Path in the registry")
@@ -88,7 +85,7 @@ def plan_windows(facts: dict, options: dict) -> Plan:
     helpers_used: set = set()
     for scope in ("machine", "user"):
         values = registry.get(scope, {})
-        key = _find(values, "Path")
+        key = find_ci(values, "Path")
         if key is None:
             continue
         item = values[key]
@@ -106,7 +103,7 @@ def plan_windows(facts: dict, options: dict) -> Plan:
                                             expected=(item["value"], item["type"])))
         for name, value in helpers:
             helpers_used.add((scope, name.lower()))
-            existing = values.get(_find(values, name) or "")
+            existing = values.get(find_ci(values, name) or "")
             if not existing or existing["value"] != value or existing["type"] != "REG_SZ":
                 result.actions.append(SetEnvVar(scope, name, value, "REG_SZ", expected=(
                     (existing["value"], existing["type"]) if existing else None)))
@@ -138,7 +135,7 @@ def _inline_helpers(value: str, registry: dict, scope: str) -> tuple:
         name = match.group(1) if match else None
         if name and name.lower() not in CORE_NAMES:
             for helper_scope in (scope, "machine", "user"):
-                key = _find(registry.get(helper_scope, {}), name)
+                key = find_ci(registry.get(helper_scope, {}), name)
                 if key:
                     entries.extend(split_path(registry[helper_scope][key]["value"], ";"))
                     inlined.append((helper_scope, key))
@@ -214,7 +211,7 @@ def _helper_names(preferred: str, values: dict, reusable: set):
     stem, number = match.group(1), int(match.group(2) or 2)
     while True:
         name = f"{stem}{number}"
-        if _find(values, name) is None or name.lower() in reusable:
+        if find_ci(values, name) is None or name.lower() in reusable:
             yield name
         number += 1
 
