@@ -172,6 +172,22 @@ class PipInstall:
 
 
 @dataclass(frozen=True)
+class PipUninstall:
+    """``python -m pip uninstall -y`` in the target interpreter; undo reinstalls the versions."""
+
+    python: str
+    names: tuple
+    kind: str = field(default="pip-uninstall", init=False)
+    needs_admin = False
+
+    def argv(self) -> list:
+        return [self.python, "-m", "pip", "uninstall", "-y", *self.names]
+
+    def describe(self) -> str:
+        return "pip uninstall " + " ".join(self.names)
+
+
+@dataclass(frozen=True)
 class RunCommand:
     argv: tuple
     description: str
@@ -186,7 +202,7 @@ class RunCommand:
 
 ACTION_TYPES = {cls.__dataclass_fields__["kind"].default: cls for cls in (
     SetEnvVar, PrependPathEntry, DeleteEnvVar, BroadcastEnvironment, WriteFile, ReplaceLine, SetShellBlock,
-    SetJsonValue, CopyFile, PipInstall, RunCommand)}
+    SetJsonValue, CopyFile, PipInstall, PipUninstall, RunCommand)}
 
 
 def action_to_json(action) -> dict:
@@ -198,7 +214,7 @@ def action_to_json(action) -> dict:
 def action_from_json(data: dict):
     data = dict(data)
     cls = ACTION_TYPES[data.pop("kind")]
-    for key in ("requirements", "extra_args", "argv", "undo_argv", "lines", "keys", "expected"):
+    for key in ("requirements", "extra_args", "argv", "undo_argv", "lines", "keys", "expected", "names"):
         if isinstance(data.get(key), list):
             data[key] = tuple(data[key])
     return cls(**data)

@@ -126,6 +126,8 @@ def check(
     offline: bool = typer.Option(False, "--offline", help="Do not use the network."),
     models: Optional[List[str]] = typer.Option(
         None, "--model", help="Also judge whether this model fits (repeatable)."),
+    deep: bool = typer.Option(
+        False, "--deep", help="Also run slower self-tests of packages (e.g. 'python -m bitsandbytes')."),
 ) -> None:
     """Diagnose this machine (or a snapshot) and report findings with the fixes for them."""
     from llmdoctor.runner import collect_live, diagnose, select_checks
@@ -145,7 +147,7 @@ def check(
     else:
         to_probe = [c for c in check_ids if c not in skipped]
         data = collect_live(registry, config, to_probe, _python(python), offline,
-                            options={"models": list(models or [])})
+                            options={"models": list(models or []), "deep": deep})
     diagnosis = diagnose(data, registry, config, check_ids, skipped, strict=strict)
     fmt = Format.json if as_json else output_format
     if fmt == Format.json:

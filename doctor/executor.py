@@ -21,6 +21,7 @@ from llmdoctor.actions import (
     CopyFile,
     DeleteEnvVar,
     PipInstall,
+    PipUninstall,
     PrependPathEntry,
     ReplaceLine,
     RunCommand,
@@ -72,7 +73,7 @@ class Executor:
                     problems.append(f"{action.describe()}: {action.source} does not exist")
             elif isinstance(action, RunCommand) and action.needs_admin and not self.is_admin:
                 problems.append(f"{action.describe()}: needs administrator rights")
-            elif isinstance(action, PipInstall) and not Path(action.python).exists():
+            elif isinstance(action, (PipInstall, PipUninstall)) and not Path(action.python).exists():
                 problems.append(f"{action.describe()}: interpreter {action.python} not found")
         return problems
 
@@ -145,6 +146,8 @@ class Executor:
             return _file_state(path)
         if isinstance(action, PipInstall):
             return {"versions": _installed_versions(action.python, action.requirements)}
+        if isinstance(action, PipUninstall):
+            return {"versions": _installed_versions(action.python, action.names)}
         return {}
 
     def _do(self, action) -> Optional[dict]:
@@ -184,8 +187,8 @@ class Executor:
             destination = Path(action.destination)
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(action.source, destination)
-        elif isinstance(action, (PipInstall, RunCommand)):
-            argv = action.argv() if isinstance(action, PipInstall) else list(action.argv)
+        elif isinstance(action, (PipInstall, PipUninstall, RunCommand)):
+            argv = action.argv() if isinstance(action, (PipInstall, PipUninstall)) else list(action.argv)
             result = proc.run(argv, timeout=getattr(action, "timeout", 1800.0))
             if not result.ok:
                 tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
@@ -228,7 +231,9 @@ class Executor:
             if backup and Path(backup).exists():
                 Path(backup).unlink()
         elif isinstance(action, PipInstall):
-            return _restore_pip(action, before.get("versions", {}))
+            return _restore_pip(action.python, before.get("versions", {}), action.restore_index_url)
+        elif isinstance(action, PipUninstall):
+            return _restore_pip(action.python, before.get("versions", {}))
         elif isinstance(action, RunCommand):
             if action.undo_argv:
                 result = proc.run(list(action.undo_argv), timeout=action.timeout)
@@ -345,19 +350,19 @@ def _installed_versions(python: str, requirements: tuple) -> dict:
         return {n: None for n in names}
 
 
-def _restore_pip(action: PipInstall, versions: dict) -> str:
+def _restore_pip(python: str, versions: dict, index_url: Optional[str] = None) -> str:
     reinstall = [f"{name}=={version}" for name, version in versions.items() if version]
     remove = [name for name, version in versions.items() if not version]
     problems = []
     if reinstall:
-        argv = [action.python, "-m", "pip", "install", *reinstall]
-        if action.restore_index_url:
-            argv += ["--extra-index-url", action.restore_index_url]
+        argv = [python, "-m", "pip", "install", *reinstall]
+        if index_url:
+            argv += ["--extra-index-url", index_url]
         result = proc.run(argv, timeout=1800)
         if not result.ok:
             problems.append(f"reinstalling {', '.join(reinstall)} failed")
     if remove:
-        result = proc.run([action.python, "-m", "pip", "uninstall", "-y", *remove], timeout=600)
+        result = proc.run([python, "-m", "pip", "uninstall", "-y", *remove], timeout=600)
         if not result.ok:
             problems.append(f"removing {', '.join(remove)} failed")
     return "; ".join(problems)

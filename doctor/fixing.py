@@ -81,11 +81,12 @@ def run_fixes(registry, config, requested: list, apply_all: bool, dry_run: bool,
                 "found nothing it can change.")
             continue
         needs_admin = fix.needs_admin or any(getattr(a, "needs_admin", False) for a in plan.actions)
+        afterwards = plan.afterwards or fix.afterwards
         out(f"Fix '{fix.id}': {fix.title}\n"
             f"  applicability: {fix.applicability}; scope: {fix.scope}; administrator rights: "
             f"{'needed' if needs_admin else 'not needed'}; "
             f"{'undoable with llmdoctor undo' if fix.undoable else 'cannot be undone'}; afterwards: "
-            f"{AFTERWARDS_WORDS[fix.afterwards]}")
+            f"{AFTERWARDS_WORDS[afterwards]}")
         for note in plan.notes:
             out(f"  - {note}")
         if plan.actions:
@@ -112,7 +113,7 @@ def _apply_one(fix, plan, dry_run, yes, unsafe, interactive, python, registry, c
     from llmdoctor.journal import JournalRecord
 
     if not plan.actions:
-        verdict, code = verify(fix, registry, config, python)
+        verdict, code = verify(fix, registry, config, python, plan.afterwards)
         if code == EXIT_OK:  # e.g. startup files already clean, only this terminal is stale
             out(f"✓ {fix.id}: nothing to change: new terminals are already healthy; "
                 "this one keeps its old environment until you open a new one")
@@ -146,23 +147,24 @@ def _apply_one(fix, plan, dry_run, yes, unsafe, interactive, python, registry, c
     except FixError as exc:
         out(f"✗ {fix.id}: not fixed: {exc}")
         return EXIT_PROBLEMS
-    verdict, code = verify(fix, registry, config, python)
+    verdict, code = verify(fix, registry, config, python, plan.afterwards)
     out(f"{verdict} (journal {record.id}; undo with 'llmdoctor undo {fix.id}')")
     return code
 
 
-def verify(fix, registry, config, python: str) -> tuple:
+def verify(fix, registry, config, python: str, afterwards: Optional[str] = None) -> tuple:
     """Re-run the fix's checks (and smoke tests) and say in one line whether it worked."""
+    afterwards = afterwards or fix.afterwards
     from llmdoctor.machine import probe_platform
     from llmdoctor.models import RuleContext
     from llmdoctor.runner import run_rules
     from llmdoctor.smoke import run_smoke_test
 
-    facts_override = fix.reprobe() if fix.reprobe else None
+    facts_override = fix.reprobe(python) if fix.reprobe else None
     if facts_override is not None:
-        context = RuleContext(platform=probe_platform(), config=config)
-        findings = [f for c in fix.checks for f in run_rules(registry.checks[c],
-                                                              facts_override.get(c, {}), context)]
+        context = RuleContext(platform=probe_platform(), config=config, all_facts=facts_override)
+        findings = [f for c in fix.checks if c in registry.checks and c in facts_override
+                    for f in run_rules(registry.checks[c], facts_override[c], context)]
     else:
         check_ids = [c for c in fix.checks if c in registry.checks]
         _, diagnosis = _diagnose_for(registry, config, check_ids, python)
@@ -171,7 +173,7 @@ def verify(fix, registry, config, python: str) -> tuple:
     smoke_tests = registry.smoke_tests()
     failed_smoke = []
     smoke_env = None
-    if fix.smoke and fix.afterwards == "new-terminal" and os.name != "nt":
+    if fix.smoke and afterwards == "new-terminal" and os.name != "nt":
         # the fix changed what new terminals see: prove it there, not in this stale environment
         from llmdoctor.shellenv import login_shell_environment
 
@@ -183,7 +185,7 @@ def verify(fix, registry, config, python: str) -> tuple:
             if result.status == "fail":
                 failed_smoke.append(f"smoke test {smoke_id}: {result.message}")
     after = {"new-terminal": "; open a new terminal to use it",
-             "log-off": "; sign out and in to use it"}.get(fix.afterwards, "")
+             "log-off": "; sign out and in to use it"}.get(afterwards, "")
     if not remaining and not failed_smoke:
         return f"✓ {fix.id}: fixed{after}", EXIT_OK
     reasons = [f.message for f in remaining[:3]] + failed_smoke

@@ -117,6 +117,7 @@ class Check:
     timeout: float = 5.0
     smoke: tuple = ()  # SmokeTest objects this area brings
     order: int = 100  # place in the report: the stack from the bottom up, plugins last
+    deep_timeout: float = 0.0  # extra seconds the probe may take under 'check --deep'
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,7 @@ class Plan:
     actions: list = field(default_factory=list)  # llmdoctor.actions.Action
     notes: list[str] = field(default_factory=list)
     manual_steps: list[str] = field(default_factory=list)
+    afterwards: Optional[str] = None  # overrides the fix's, when this plan's actions differ
 
     @property
     def is_empty(self) -> bool:
@@ -203,7 +205,7 @@ class Fix:
     smoke: tuple = ()  # ids of smoke tests that prove it
     # facts for verification when the fix changes what *new* processes see (a startup
     # file) rather than this one: returns {check_id: facts}, or None to re-probe as usual
-    reprobe: Optional[Callable[[], Optional[dict]]] = None
+    reprobe: Optional[Callable[[str], Optional[dict]]] = None  # gets the target interpreter
 
     def __post_init__(self) -> None:
         if self.applicability not in APPLICABILITIES:

@@ -87,11 +87,11 @@ def collect(
         thread.start()
     facts, meta = {}, {}
     for thread in threads:
-        deadline = started + thread.check.timeout + GRACE_S
-        thread.join(max(0.0, deadline - time.monotonic()))
+        limit = thread.check.timeout + (thread.check.deep_timeout if context.options.get("deep") else 0.0)
+        thread.join(max(0.0, started + limit + GRACE_S - time.monotonic()))
         check_id = thread.check.id
         if thread.is_alive():
-            facts[check_id] = {"probe_error": f"probe did not finish within {thread.check.timeout:g} s"}
+            facts[check_id] = {"probe_error": f"probe did not finish within {limit:g} s"}
             meta[check_id] = {"timed_out": True, "duration_ms": (time.monotonic() - started) * 1000}
         elif thread.facts is None:
             facts[check_id] = {"probe_error": thread.error}

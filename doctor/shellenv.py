@@ -23,8 +23,10 @@ def startup_file(shell: str, home: str) -> str:
     return os.path.join(home, relative)
 
 
-def block_lines(name: str, shell: str, variables: dict, path_prepend: Optional[str] = None) -> list:
-    """The lines of a marked block setting ``variables`` (and putting a folder first on PATH)."""
+def block_lines(name: str, shell: str, variables: dict, path_prepend: Optional[str] = None,
+                library_path_prepend: tuple = ()) -> list:
+    """The lines of a marked block setting ``variables`` (and putting a folder first on PATH,
+    and folders first on LD_LIBRARY_PATH)."""
     fish = os.path.basename(shell or "") == "fish"
     lines = [BEGIN.format(name=name) + " (managed by 'llmdoctor fix'; undo with 'llmdoctor undo')"]
     for key, value in variables.items():
@@ -35,6 +37,14 @@ def block_lines(name: str, shell: str, variables: dict, path_prepend: Optional[s
         else:
             quoted = shlex.quote(path_prepend)
             lines.append(f'case ":$PATH:" in *:{quoted}:*) ;; *) export PATH={quoted}":$PATH" ;; esac')
+    for folder in reversed(library_path_prepend):  # the first named ends up first
+        quoted = shlex.quote(folder)
+        if fish:
+            lines.append(f"contains -- {quoted} $LD_LIBRARY_PATH; or set -gx --path LD_LIBRARY_PATH {quoted} "
+                         "$LD_LIBRARY_PATH")
+        else:
+            lines.append(f'case ":${{LD_LIBRARY_PATH:-}}:" in *:{quoted}:*) ;; *) export LD_LIBRARY_PATH={quoted}'
+                         '"${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ;; esac')
     lines.append(END.format(name=name))
     return lines
 
@@ -75,15 +85,16 @@ def login_shell_environment(timeout: float = 10.0) -> Optional[dict]:
     return environment
 
 
-def new_terminal_reprobe(build: Callable[[dict], dict]) -> Callable[[], Optional[dict]]:
+def new_terminal_reprobe(build: Callable[[dict, str], dict]) -> Callable[[str], Optional[dict]]:
     """A ``Fix.reprobe`` for fixes that change what new terminals see: ``build`` gets the
-    environment of a fresh login shell and returns ``{check_id: facts}``. On Windows the
-    ordinary probes already read the registry, so it gives None there."""
+    environment of a fresh login shell and the target interpreter, and returns
+    ``{check_id: facts}``. On Windows the ordinary probes already read the registry, so it
+    gives None there."""
 
-    def reprobe() -> Optional[dict]:
+    def reprobe(python: str) -> Optional[dict]:
         if sys.platform == "win32":  # pragma: no cover
             return None
         environment = login_shell_environment()
-        return build(environment) if environment is not None else None
+        return build(environment, python) if environment is not None else None
 
     return reprobe

@@ -57,6 +57,7 @@ print(json.dumps({
     "base_prefix": getattr(sys, "base_prefix", sys.prefix),
     "implementation": platform.python_implementation(),
     "packages": packages,
+    "path": [p for p in sys.path if p],
 }))
 """
 

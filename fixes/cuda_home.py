@@ -78,7 +78,7 @@ def plan(context: FixContext) -> Plan:
     return result
 
 
-def _toolkit_facts(environment: dict) -> dict:
+def _toolkit_facts(environment: dict, python: str) -> dict:
     return {"cuda-toolkit": probe_toolkits(environment, [], 10.0), "nvcc": probe_nvcc(environment, 10.0)}
 
 

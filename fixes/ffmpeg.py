@@ -99,7 +99,7 @@ def plan(context: FixContext) -> Plan:
     return result
 
 
-def _ffmpeg_facts(environment: dict) -> dict:
+def _ffmpeg_facts(environment: dict, python: str) -> dict:
     return {"ffmpeg": probe_ffmpeg(environment, [], 10.0)}
 
 

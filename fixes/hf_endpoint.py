@@ -71,7 +71,7 @@ def plan(context: FixContext) -> Plan:
     return result
 
 
-def _endpoint_facts(environment: dict) -> dict:
+def _endpoint_facts(environment: dict, python: str) -> dict:
     from llmdoctor.config import DEFAULT_HF, load_config
 
     config = load_config()

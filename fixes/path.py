@@ -334,7 +334,7 @@ def _duplicates(entries: list) -> list:
     return duplicates
 
 
-def _path_facts(environment: dict) -> dict:
+def _path_facts(environment: dict, python: str) -> dict:
     """The PATH a new terminal builds from the startup files, checked again."""
     return {"path": probe_posix({"PATH": environment.get("PATH", ""), "HOME": os.path.expanduser("~")})}
 

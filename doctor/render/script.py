@@ -13,6 +13,7 @@ from llmdoctor.actions import (
     CopyFile,
     DeleteEnvVar,
     PipInstall,
+    PipUninstall,
     PrependPathEntry,
     ReplaceLine,
     RunCommand,
@@ -74,7 +75,7 @@ def _bash(action) -> list:
                 f"cat >> {q(action.path)} <<'LLMDOCTOR'", *action.lines, "LLMDOCTOR"]
     if isinstance(action, CopyFile):
         return [f"cp {q(action.source)} {q(action.destination)}"]
-    if isinstance(action, PipInstall):
+    if isinstance(action, (PipInstall, PipUninstall)):
         return [" ".join(q(a) for a in action.argv())]
     if isinstance(action, RunCommand):
         return [("sudo " if action.needs_admin else "") + " ".join(q(a) for a in action.argv)]
@@ -112,7 +113,7 @@ def _powershell(action) -> list:
     if isinstance(action, CopyFile):
         return [f"Copy-Item -LiteralPath {ps_quote(action.source)} -Destination "
                 f"{ps_quote(action.destination)} -Force"]
-    if isinstance(action, PipInstall):
+    if isinstance(action, (PipInstall, PipUninstall)):
         return ["& " + " ".join(ps_quote(a) for a in action.argv())]
     if isinstance(action, RunCommand):
         return ["& " + " ".join(ps_quote(a) for a in action.argv)]

@@ -1,0 +1,656 @@
+"""The `bitsandbytes` check: will bitsandbytes load a working native library, and which?
+
+Read in the target interpreter's folders without importing bitsandbytes or torch: the
+installed distributions (leftovers such as ``bitsandbytes-windows`` included), the native
+libraries the package ships, torch's CUDA build, ``BNB_CUDA_VERSION`` and the loader path.
+The installed release's own selection rule (``bnb_knowledge.select_library``) predicts the
+file it will load; that file's dependencies are resolved the way the loader will (ELF
+``DT_NEEDED`` through RPATH / LD_LIBRARY_PATH / RUNPATH / ld.so.cache, plus the CUDA
+libraries ``import torch`` has already loaded; on Windows the DLL search of Python 3.8+,
+which ignores PATH), and its CUDA fat binary says which GPU architectures it carries.
+
+``check --deep`` also runs ``python -m bitsandbytes`` in the target interpreter (bounded
+by a timeout) and turns what it prints into findings.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Optional
+
+from llmdoctor.checks import bnb_knowledge as bnb
+from llmdoctor.checks.cuda_knowledge import driver_verdict, parse_version, text
+from llmdoctor.checks.nvidia_driver import driver_max_cuda, gpus
+from llmdoctor.checks.torch import probe_torch
+from llmdoctor.models import Check, Finding, ProbeContext, RuleContext, SmokeTest
+
+DEFAULT_LIBRARY_DIRS = ("/lib", "/usr/lib", "/lib64", "/usr/lib64", "/usr/lib/x86_64-linux-gnu",
+                        "/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/lib/aarch64-linux-gnu")
+WINDOWS_API_SETS = ("api-ms-", "ext-ms-")
+DEEP_TIMEOUT_S = 90.0
+
+
+# ----------------------------------------------------------------------------- probe
+
+def probe(context: ProbeContext) -> dict:
+    target = context.target()
+    if target.get("error"):
+        return {"target_error": target["error"], "python": context.python}
+    facts = probe_bitsandbytes(target, dict(os.environ), os.name == "nt", timeout=context.timeout)
+    if context.options.get("deep") and facts.get("installed"):
+        facts["diagnostics"] = run_diagnostics(target.get("executable") or context.python,
+                                               float(context.options.get("deep_timeout", DEEP_TIMEOUT_S)))
+    return facts
+
+
+def probe_bitsandbytes(target: dict, environment: dict, windows: bool, timeout: float = 5.0) -> dict:
+    """Facts about the bitsandbytes that ``target`` (the target-interpreter probe) would import."""
+    packages = target.get("packages", {})
+    facts: dict = {
+        "python": target.get("executable"),
+        "python_version": target.get("version"),
+        "distributions": {name: version for name, version in packages.items() if name.startswith("bitsandbytes")},
+        "bnb_cuda_version": environment.get("BNB_CUDA_VERSION"),
+        "ld_library_path": environment.get("LD_LIBRARY_PATH", ""),
+        "conda_prefix": environment.get("CONDA_PREFIX"),
+        "site_packages": list(target.get("site_packages", [])),
+    }
+    facts["torch"] = probe_torch(facts["site_packages"])
+    if "BNB_CUDA_VERSION" in environment and not windows:
+        facts["bnb_cuda_version_set_in"] = override_sources(environment)
+    folder = _package_folder(target.get("path") or facts["site_packages"])
+    if folder is None:
+        facts["installed"] = False
+        return facts
+    facts.update(installed=True, location=str(folder))
+    facts["version"] = packages.get("bitsandbytes") or _version_from_init(folder)
+    facts["source_checkout"] = any((folder.parent / marker).exists() for marker in ("CMakeLists.txt", "csrc"))
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError as exc:
+        facts["error"] = str(exc)
+        return facts
+    facts["files"] = [n for n in names if n.startswith("libbitsandbytes_") and n.endswith((".so", ".dll", ".dylib"))]
+    facts["libraries"] = {}
+    resolver = DllResolver(facts, environment) if windows else ElfResolver(facts, environment, timeout)
+    for name in _worth_reading(facts):
+        facts["libraries"][name] = inspect_library(folder / name, resolver)
+        missing = facts["libraries"][name].get("missing") or []
+        if missing and not windows:
+            facts["libraries"][name]["candidates"] = {m: library_candidates(m, facts, environment) for m in missing}
+    return facts
+
+
+STARTUP_FILES = (".bashrc", ".bash_profile", ".profile", ".zshrc", ".zprofile", ".zshenv", ".config/fish/config.fish")
+
+
+def override_sources(environment: dict) -> list:
+    """Where BNB_CUDA_VERSION is set: startup-file lines, and the conda env's own variables."""
+    import json
+
+    home = environment.get("HOME") or os.path.expanduser("~")
+    sources = []
+    for relative in STARTUP_FILES:
+        path = os.path.join(home, relative)
+        try:
+            lines = Path(path).read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+        except OSError:
+            continue
+        for number, line in enumerate(lines, 1):
+            if re.match(r"\s*(export\s+|set\s+-gx\s+)?BNB_CUDA_VERSION[=\s]", line):
+                sources.append({"file": path, "line": number, "text": line})
+    prefix = environment.get("CONDA_PREFIX")
+    if prefix:
+        try:
+            state = json.loads(Path(prefix, "conda-meta", "state").read_text(encoding="utf-8"))
+            if "BNB_CUDA_VERSION" in (state.get("env_vars") or {}):
+                sources.append({"conda_env": prefix})
+        except (OSError, ValueError, AttributeError):
+            pass
+    return sources
+
+
+def library_candidates(soname: str, facts: dict, environment: dict) -> list:
+    """Folders on this machine that hold ``soname``: NVIDIA's wheels, CUDA toolkits, conda, WSL."""
+    import glob
+
+    patterns = [os.path.join(site, "nvidia", "*", "lib") for site in facts.get("site_packages", [])]
+    patterns += ["/usr/local/cuda*/lib64", "/usr/local/cuda*/targets/*/lib", "/opt/cuda*/lib64", "/usr/lib/wsl/lib"]
+    if environment.get("CONDA_PREFIX"):
+        patterns.append(os.path.join(environment["CONDA_PREFIX"], "lib"))
+    found = []
+    for pattern in patterns:
+        for folder in sorted(glob.glob(pattern)):
+            real = os.path.realpath(folder)
+            if os.path.exists(os.path.join(folder, soname)) and real not in [os.path.realpath(f) for f in found]:
+                found.append(folder)
+    return found
+
+
+def _package_folder(paths: list) -> Optional[Path]:
+    for entry in paths:
+        candidate = Path(entry) / "bitsandbytes"
+        if (candidate / "__init__.py").is_file():
+            return candidate
+    return None
+
+
+def _version_from_init(folder: Path) -> Optional[str]:
+    try:
+        match = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)", (folder / "__init__.py").read_text(
+            encoding="utf-8", errors="replace"), re.MULTILINE)
+    except OSError:
+        return None
+    return match.group(1) if match else None
+
+
+def _worth_reading(facts: dict) -> list:
+    """The CPU library, those for torch's CUDA major, and whatever BNB_CUDA_VERSION names."""
+    cuda = parse_version((facts.get("torch") or {}).get("cuda"))
+    override = facts.get("bnb_cuda_version") or ""
+    chosen = []
+    for name in facts["files"]:
+        match = re.match(r"libbitsandbytes_cuda(\d\d)(\d+)", name)
+        if "_cpu" in name or (match and cuda and int(match.group(1)) == cuda[0]) or \
+                (override and f"cuda{override}" in name):
+            chosen.append(name)
+    return chosen
+
+
+def inspect_library(path: Path, resolver) -> dict:
+    from llmdoctor.binary import BinaryFormatError, read_library
+
+    try:
+        info = read_library(str(path))
+    except BinaryFormatError as exc:
+        return {"error": str(exc)}
+    found, missing, path_only = {}, [], []
+    for needed in info.needed:
+        where = resolver.find(needed, info, path.parent)
+        if where is None:
+            missing.append(needed)
+        elif where.startswith("PATH:"):
+            path_only.append(needed)
+            found[needed] = where[5:]
+        else:
+            found[needed] = where
+    return {"needed": info.needed, "found": found, "missing": missing, "path_only": path_only,
+            "runpath": info.runpath or info.rpath, "sm": info.sm, "ptx": info.ptx}
+
+
+class ElfResolver:
+    """Where the dynamic loader will find each DT_NEEDED of a library loaded after ``import torch``."""
+
+    def __init__(self, facts: dict, environment: dict, timeout: float) -> None:
+        self.ld_library_path = [p for p in facts["ld_library_path"].split(":") if p]
+        self.preloaded = self._torch_libraries(facts)
+        self._cache: Optional[dict] = None
+        self.timeout = timeout
+
+    def _torch_libraries(self, facts: dict) -> dict:
+        """A CUDA build of torch loads its CUDA libraries (from its own lib folder and NVIDIA's
+        wheels) when imported; a library needing the same soname then gets that copy."""
+        torch = facts.get("torch") or {}
+        if not torch.get("cuda") or not torch.get("location"):
+            return {}
+        folders = [Path(torch["location"]) / "lib"]
+        for site in facts["site_packages"]:
+            folders += sorted(Path(site, "nvidia").glob("*/lib"))
+        found = {}
+        for folder in folders:
+            try:
+                for name in os.listdir(folder):
+                    found.setdefault(name, str(folder / name))
+            except OSError:
+                continue
+        return found
+
+    def ld_cache(self) -> dict:
+        if self._cache is None:
+            from llmdoctor import proc
+
+            self._cache = {}
+            ldconfig = proc.which("ldconfig") or next(
+                (p for p in ("/sbin/ldconfig", "/usr/sbin/ldconfig") if os.path.exists(p)), None)
+            if ldconfig:
+                result = proc.run([ldconfig, "-p"], timeout=self.timeout)
+                for line in result.stdout.splitlines():
+                    match = re.match(r"\s*(\S+)\s+\(([^)]*)\)\s+=>\s+(\S+)", line)
+                    if match and ("x86-64" in match.group(2) or "64bit" in match.group(2)
+                                  or "AArch64" in match.group(2)):
+                        self._cache.setdefault(match.group(1), match.group(3))
+        return self._cache
+
+    def find(self, soname: str, info, origin: Path) -> Optional[str]:
+        expand = [p.replace("$ORIGIN", str(origin)).replace("${ORIGIN}", str(origin)) for p in
+                  (info.rpath if not info.runpath else [])]
+        runpath = [p.replace("$ORIGIN", str(origin)).replace("${ORIGIN}", str(origin)) for p in info.runpath]
+        for folder in expand + self.ld_library_path + runpath:
+            if os.path.exists(os.path.join(folder, soname)):
+                return os.path.join(folder, soname)
+        if soname in self.preloaded:
+            return self.preloaded[soname] + " (loaded by import torch)"
+        cached = self.ld_cache().get(soname)
+        if cached:
+            return cached
+        for folder in DEFAULT_LIBRARY_DIRS:
+            if os.path.exists(os.path.join(folder, soname)):
+                return os.path.join(folder, soname)
+        return None
+
+
+class DllResolver:  # pragma: no cover - exercised on Windows; rules are tested with recorded facts
+    """Python 3.8+ loads DLLs from the library's folder, the interpreter's folder, System32
+    and folders added with os.add_dll_directory (torch adds torch\\lib); never from PATH."""
+
+    def __init__(self, facts: dict, environment: dict) -> None:
+        python = facts.get("python") or ""
+        torch = facts.get("torch") or {}
+        self.folders = [os.path.dirname(python),
+                        os.path.join(environment.get("SystemRoot", r"C:\Windows"), "System32")]
+        if torch.get("location"):
+            self.folders.append(os.path.join(torch["location"], "lib"))
+        if facts.get("conda_prefix"):
+            self.folders.append(os.path.join(facts["conda_prefix"], "Library", "bin"))
+        self.path = [p for p in environment.get("PATH", "").split(";") if p]
+
+    def find(self, dll: str, info, origin: Path) -> Optional[str]:
+        if dll.lower().startswith(WINDOWS_API_SETS):
+            return "(Windows API set)"
+        for folder in [str(origin)] + self.folders:
+            if os.path.exists(os.path.join(folder, dll)):
+                return os.path.join(folder, dll)
+        for folder in self.path:
+            if os.path.exists(os.path.join(folder, dll)):
+                return "PATH:" + os.path.join(folder, dll)
+        return None
+
+
+# ----------------------------------------------------------------------------- deep mode
+
+MARKERS = (  # (pattern in `python -m bitsandbytes` output, finding id, severity)
+    (r"SUCCESS!", "diagnostics-success", "ok"),
+    (r"CPU library loaded successfully", "diagnostics-cpu", "ok"),
+    (r"CUDA Setup failed despite (GPU|CUDA) being available", "diagnostics-setup-failed", "error"),
+    (r"(\S+\.so[.\d]*): cannot open shared object file", "diagnostics-missing-library", "error"),
+    (r"compiled without GPU support", "diagnostics-cpu-library", "warning"),
+    (r"VERSION MISMATCH|Configured CUDA binary not found|No compatible CUDA binary found|"
+     r"Required library version not found", "diagnostics-no-binary", "error"),
+    (r"value must be digits only", "diagnostics-bad-override", "error"),
+    (r"Forgot to compile the bitsandbytes library", "diagnostics-not-compiled", "error"),
+    (r"no kernel image is available", "diagnostics-arch", "error"),
+    (r"undefined symbol: (\w+)", "diagnostics-undefined-symbol", "warning"),
+)
+
+
+def run_diagnostics(python: str, timeout: float) -> dict:
+    from llmdoctor import proc
+
+    result = proc.run([python, "-m", "bitsandbytes"], timeout=timeout, cwd=os.path.expanduser("~"))
+    output = (result.stdout or "") + "\n" + (result.stderr or "")
+    return {"returncode": result.returncode, "timed_out": result.timed_out, "error": result.error,
+            "duration_ms": round(result.duration_ms), "markers": parse_diagnostics(output),
+            "tail": [line for line in output.strip().splitlines() if line.strip()][-8:]}
+
+
+def parse_diagnostics(output: str) -> list:
+    markers = []
+    for pattern, marker, severity in MARKERS:
+        match = re.search(pattern, output)
+        if match:
+            markers.append({"id": marker, "severity": severity, "line": _line_of(output, match.start())})
+    return markers
+
+
+def _line_of(output: str, position: int) -> str:
+    start = output.rfind("\n", 0, position) + 1
+    end = output.find("\n", position)
+    return output[start:end if end >= 0 else len(output)].strip()[:300]
+
+
+# ----------------------------------------------------------------------------- rules
+
+def machine_view(all_facts: dict, torch: dict) -> tuple:
+    """(torch CUDA, whether torch.cuda.is_available() will be True, highest GPU capability)."""
+    torch_cuda = parse_version(torch.get("cuda")) if not torch.get("hip") else None
+    machine_gpus = gpus(all_facts)
+    capabilities = [parse_version(g.get("compute_capability")) for g in machine_gpus]
+    capability = max((c for c in capabilities if c), default=None)
+    driver_max = driver_max_cuda(all_facts)
+    usable = bool(torch_cuda and machine_gpus and driver_max and driver_verdict(torch_cuda, driver_max) != "major"
+                  and (all_facts.get("nvidia-driver") or {}).get("nvml") != "error")
+    return torch_cuda, usable, capability
+
+
+def rules(facts: dict, context: RuleContext) -> list:
+    if facts.get("target_error"):
+        return [Finding("bitsandbytes.target-unreadable", "warning",
+                        f"could not inspect the target interpreter: {facts['target_error']}")]
+    findings: list = []
+    system = context.platform.get("system", "linux")
+    distributions = facts.get("distributions") or {}
+    conflicting = sorted(n for n in distributions if n != "bitsandbytes")
+    if conflicting:
+        findings.append(Finding(
+            "bitsandbytes.conflicting-distribution", "error",
+            "other bitsandbytes distributions are installed: "
+            + ", ".join(f"{n} {distributions[n]}" for n in conflicting),
+            "They install the same 'bitsandbytes' package folder and overwrite each other's files; old "
+            "Windows builds fail with \"argument of type 'WindowsPath' is not iterable\" or load a "
+            "'...cuda118.so'. Remove them and install the official package (Windows wheels since 0.43.0).",
+            fixes=["bitsandbytes"], facts={"distributions": distributions}))
+    if not facts.get("installed"):
+        if not conflicting:
+            findings.append(Finding("bitsandbytes.not-installed", "info",
+                                    f"bitsandbytes is not installed in {facts.get('python')}",
+                                    "Use --python to point llmdoctor at the environment that runs your models."))
+        return findings
+    version_text = facts.get("version") or "?"
+    version = bnb.parse(version_text)
+    files = facts.get("files") or []
+    if facts.get("error"):
+        findings.append(Finding("bitsandbytes.unreadable", "warning",
+                                f"could not read {facts.get('location')}: {facts['error']}"))
+        return findings
+    if version is None:
+        findings.append(Finding("bitsandbytes.unknown-version", "warning",
+                                f"bitsandbytes at {facts.get('location')} has no readable version ({version_text})"))
+        return findings
+    if system == "windows" and version < bnb.WINDOWS_SINCE:
+        findings.append(Finding(
+            "bitsandbytes.windows-unsupported", "error",
+            f"bitsandbytes {version_text} has no Windows support (official Windows wheels start at 0.43.0)",
+            "Releases before 0.43 look for '.so' files even on Windows; community builds fill the gap badly.",
+            fixes=["bitsandbytes"]))
+    if not files:
+        where = "a source checkout that was never compiled" if facts.get("source_checkout") else "a package"
+        findings.append(Finding(
+            "bitsandbytes.not-compiled", "error",
+            f"bitsandbytes {version_text} at {facts.get('location')} is {where} with no native library",
+            "Importing it fails with 'libbitsandbytes_cpu.so: cannot open shared object file' or "
+            "'Forgot to compile the bitsandbytes library?'. Build it (cmake -DCOMPUTE_BACKEND=cuda -S . && "
+            "make && pip install -e .) or install the published wheel.",
+            fixes=["bitsandbytes"]))
+        return findings + _diagnostics_findings(facts)
+    torch = facts.get("torch") or {}
+    torch_cuda, usable, capability = machine_view(context.all_facts, torch)
+    override = facts.get("bnb_cuda_version")
+    selection = bnb.select_library(version, system, files, torch_cuda, usable, capability, override)
+    facts_out = {"selection": selection.to_json(), "torch_cuda": text(torch_cuda) if torch_cuda else None}
+    findings += _override_findings(version, version_text, override, selection, torch_cuda, usable, files)
+    if selection.outcome == "fails" and not override:
+        findings.append(Finding(
+            "bitsandbytes.no-binary", "error",
+            f"bitsandbytes {version_text} ships no library for torch's CUDA {text(torch_cuda)}: "
+            f"it looks for {selection.name}",
+            f"Its rule: {selection.rule}. Users see: \"{selection.quoted[0]}\". Shipped CUDA builds: "
+            + _shipped_text(files) + ".",
+            fixes=["bitsandbytes"], facts=facts_out))
+    elif selection.outcome == "cpu-fallback":
+        findings.append(Finding(
+            "bitsandbytes.cpu-fallback", "error",
+            f"bitsandbytes {version_text} will load the CPU library on this GPU machine: "
+            f"{selection.name} is not shipped",
+            f"Its rule: {selection.rule}. Users see: \"{selection.quoted[1]}\" and later "
+            "\"undefined symbol: cget_col_row_stats\". Copying the CUDA file over the CPU one is not a fix.",
+            fixes=["bitsandbytes"], facts=facts_out))
+    if selection.exists:
+        findings += _library_findings(facts, selection, version_text, torch_cuda, usable, capability, system)
+    if selection.outcome == "cpu" and version < bnb.CPU_BACKEND_SINCE:
+        findings.append(Finding(
+            "bitsandbytes.no-cpu-backend", "error" if not torch_cuda else "warning",
+            f"bitsandbytes {version_text} can do nothing without a GPU: its CPU library has no 4-bit or "
+            "8-bit kernels (CPU support arrived in 0.46)",
+            "Importing it warns \"compiled without GPU support\"; load_in_4bit / load_in_8bit and the 8-bit "
+            "optimizers fail. " + ("torch here is a CPU build." if not torch_cuda else
+                                   "torch will not see a GPU here."),
+            fixes=["bitsandbytes"], facts=facts_out))
+    if bnb.era(version) in ("runtime-scan", "legacy") and usable and not any(
+            f.severity == "error" for f in findings):
+        findings.append(Finding(
+            "bitsandbytes.legacy-setup", "warning",
+            f"bitsandbytes {version_text} uses the old CUDA setup (0.36-0.42), behind most "
+            "\"CUDA Setup failed despite GPU being available\" reports",
+            "It scans environment paths for libcudart.so, prints noisy warnings that hide the real cause, "
+            "and leaves the library unloaded on any failure. 0.43.1 and later removed the scan.",
+            fixes=["bitsandbytes"], facts=facts_out))
+    if capability and capability < bnb.LLM_INT8_MIN_CAPABILITY and usable:
+        findings.append(Finding(
+            "bitsandbytes.old-gpu", "warning",
+            f"the GPU's compute capability {text(capability)} is below 7.5: LLM.int8() (8-bit matmul) "
+            "needs cuBLASLt int8 kernels",
+            "4-bit (NF4/FP4) and 8-bit optimizers still work; on releases before 0.45 the '_nocublaslt' build "
+            "is used and some report \"Error named symbol not found\" on 6.1/7.0 GPUs."))
+    findings += _diagnostics_findings(facts)
+    if not any(f.severity in ("warning", "error") for f in findings):
+        findings.append(_healthy(version_text, selection, torch_cuda, facts))
+    return findings
+
+
+def _override_findings(version, version_text, override, selection, torch_cuda, usable, files) -> list:
+    if override is None or (override == "" and version < bnb.Version("0.50.0")):
+        return []
+    if not (torch_cuda and usable):
+        return [Finding("bitsandbytes.override-ignored", "info",
+                        f"BNB_CUDA_VERSION={override} is set but has no effect without a usable GPU")]
+    if selection.outcome == "fails":
+        return [Finding(
+            "bitsandbytes.override-stale", "error",
+            f"BNB_CUDA_VERSION={override!r} makes bitsandbytes {version_text} load {selection.name}, "
+            "which it does not ship" if override.isdigit() else
+            f"BNB_CUDA_VERSION={override!r} is not a version: bitsandbytes {version_text} refuses it",
+            f"Users see: \"{selection.quoted[0]}\". Unset it (bitsandbytes then follows torch's CUDA "
+            f"{text(torch_cuda)}) or name a shipped build: {_shipped_text(files)}.",
+            fixes=["bitsandbytes"], facts={"BNB_CUDA_VERSION": override, "looks_for": selection.name})]
+    if selection.outcome == "cpu-fallback":
+        return [Finding(
+            "bitsandbytes.override-stale", "error",
+            f"BNB_CUDA_VERSION={override} names {selection.name}, which bitsandbytes {version_text} does not "
+            "ship: it falls back to the CPU library",
+            "Unset it, or name a shipped build: " + _shipped_text(files) + ".",
+            fixes=["bitsandbytes"], facts={"BNB_CUDA_VERSION": override, "looks_for": selection.name})]
+    forced = bnb.split_digits(override)
+    if forced and torch_cuda and forced[0] != torch_cuda[0]:
+        return [Finding(
+            "bitsandbytes.override-major", "error",
+            f"BNB_CUDA_VERSION={override} loads a CUDA {forced[0]} library, but torch brings the CUDA "
+            f"{torch_cuda[0]} runtime",
+            "The library needs CUDA runtime files torch does not load; unset it unless you installed "
+            f"a CUDA {forced[0]} runtime on purpose.",
+            fixes=["bitsandbytes"], facts={"BNB_CUDA_VERSION": override})]
+    return [Finding("bitsandbytes.override", "info",
+                    f"BNB_CUDA_VERSION={override} overrides torch's CUDA {text(torch_cuda)}: "
+                    f"bitsandbytes loads {selection.name}")]
+
+
+def _library_findings(facts, selection, version_text, torch_cuda, usable, capability, system) -> list:
+    findings = []
+    library = (facts.get("libraries") or {}).get(selection.name) or {}
+    missing = [m for m in library.get("missing", []) if not m.lower().startswith(WINDOWS_API_SETS)]
+    if missing:
+        legacy = bnb.era(bnb.parse(version_text)) in ("runtime-scan", "legacy")
+        quoted = (f"{missing[0]}: cannot open shared object file: No such file or directory"
+                  if system != "windows" else f"Could not find module '{selection.name}' (or one of its dependencies)")
+        findings.append(Finding(
+            "bitsandbytes.missing-dependency", "error" if selection.outcome != "cpu" else "warning",
+            f"{selection.name} needs {', '.join(missing)}, which the loader will not find",
+            f"Users see \"{quoted}\"" + (" and then \"CUDA Setup failed despite GPU being available\"" if legacy
+                                         else "") + ". "
+            + " ".join(f"{m} comes from {bnb.provider(m)}." for m in missing),
+            fixes=["bitsandbytes"], facts={"library": selection.name, "missing": missing,
+                                           "searched": {"LD_LIBRARY_PATH": facts.get("ld_library_path", ""),
+                                                        "runpath": library.get("runpath", [])}}))
+    if library.get("path_only"):
+        findings.append(Finding(
+            "bitsandbytes.dll-on-path-only", "error",
+            f"{selection.name} needs {', '.join(library['path_only'])}, found only through PATH, which "
+            "Python 3.8+ does not search for DLLs",
+            "Install a torch CUDA build (its lib folder provides the CUDA DLLs) or put the DLLs beside "
+            "the library; 'os.add_dll_directory' is what Python honours.",
+            fixes=["bitsandbytes"],
+            facts={"found_on_path": {d: library["found"].get(d) for d in library["path_only"]}}))
+    sm, ptx = library.get("sm") or [], library.get("ptx") or []
+    if usable and capability and (sm or ptx) and not _runs_on(capability, sm, ptx):
+        findings.append(Finding(
+            "bitsandbytes.arch-missing", "error",
+            f"{selection.name} carries no kernels for this GPU (sm_{capability[0]}{capability[1]})",
+            f"It is built for {', '.join(f'sm_{a}' for a in sm)}"
+            + (f" and PTX {', '.join(f'compute_{a}' for a in ptx)}" if ptx else " (no PTX to JIT-compile)")
+            + "; CUDA calls fail with \"no kernel image is available for execution on the device\". "
+            "A build for another CUDA version, or a source build for this GPU, fixes it.",
+            fixes=["bitsandbytes"], facts={"sm": sm, "ptx": ptx, "capability": text(capability)}))
+    return findings
+
+
+def _runs_on(capability: tuple, sm: list, ptx: list) -> bool:
+    code = capability[0] * 10 + capability[1]
+    if any(a // 10 == capability[0] and a <= code for a in sm):
+        return True  # cubins run on later minors of the same major
+    return any(a <= code for a in ptx)  # PTX is compiled by the driver for newer GPUs
+
+
+def _shipped_text(files: list) -> str:
+    versions = sorted(bnb.shipped_cuda(files))
+    return ", ".join(f"{v[0]}.{v[1]}" for v in versions) or "none"
+
+
+def _healthy(version_text, selection, torch_cuda, facts) -> Finding:
+    library = (facts.get("libraries") or {}).get(selection.name) or {}
+    arch = library.get("sm") or []
+    span = f", sm_{arch[0]}-sm_{arch[-1]}" if arch else ""
+    if selection.outcome == "cpu":
+        return Finding("bitsandbytes.cpu", "ok",
+                       f"bitsandbytes {version_text} will load {selection.name} (no GPU for torch: CPU backend)")
+    via = f" (nearest to torch's CUDA {text(torch_cuda)})" if selection.fallback else ""
+    return Finding("bitsandbytes.version", "ok",
+                   f"bitsandbytes {version_text} will load {selection.name}{via}{span}",
+                   facts={"selection": selection.to_json()})
+
+
+def _diagnostics_findings(facts: dict) -> list:
+    diagnostics = facts.get("diagnostics")
+    if not diagnostics:
+        return []
+    if diagnostics.get("timed_out"):
+        return [Finding("bitsandbytes.diagnostics-timeout", "warning",
+                        f"'python -m bitsandbytes' did not finish in {diagnostics.get('duration_ms', 0) / 1000:.0f} s")]
+    findings = []
+    for marker in diagnostics.get("markers", []):
+        if marker["severity"] == "ok":
+            findings.append(Finding(f"bitsandbytes.{marker['id']}", "ok",
+                                    f"python -m bitsandbytes: {marker['line']}"))
+        else:
+            findings.append(Finding(f"bitsandbytes.{marker['id']}", marker["severity"],
+                                    f"python -m bitsandbytes says: {marker['line']}",
+                                    "Last lines: " + " | ".join(diagnostics.get("tail", [])[-3:]),
+                                    fixes=["bitsandbytes"]))
+    if not findings and diagnostics.get("returncode") not in (0, None):
+        tail = diagnostics.get("tail") or ["no output"]
+        findings.append(Finding("bitsandbytes.diagnostics-failed", "error",
+                                f"python -m bitsandbytes exited with {diagnostics['returncode']}: {tail[-1]}",
+                                fixes=["bitsandbytes"]))
+    return findings
+
+
+# ----------------------------------------------------------------------------- smoke test
+
+SMOKE = r"""
+import json, sys
+def say(status, message, **figures):
+    print(json.dumps({"status": status, "message": message, "figures": figures})); sys.exit()
+try:
+    import torch
+except Exception as exc:
+    say("skipped", "torch is not importable: %s" % exc)
+try:
+    import bitsandbytes as bnb
+    import bitsandbytes.functional as F
+except Exception as exc:
+    say("fail", "import bitsandbytes failed: %s" % str(exc).strip().splitlines()[-1][:300])
+gpu = torch.cuda.is_available()
+device = "cuda" if gpu else "cpu"
+version = getattr(bnb, "__version__", "?")
+done, figures = [], {"bitsandbytes": version, "torch": torch.__version__, "device": device}
+torch.manual_seed(0)
+try:
+    x = torch.randn(256, 256, device=device, dtype=torch.float32)
+    q, state = F.quantize_4bit(x, quant_type="nf4")
+    error = (F.dequantize_4bit(q, state) - x).abs().mean().item()
+    figures["nf4_mean_abs_error"] = round(error, 4)
+    if not error < 0.15:
+        say("fail", "4-bit NF4 round trip error %.3f is above 0.15" % error, **figures)
+    done.append("4-bit round trip (error %.3f)" % error)
+except Exception as exc:
+    if gpu:
+        say("fail", "4-bit quantize/dequantize failed: %s" % str(exc).strip().splitlines()[-1][:300], **figures)
+    say("skipped", "bitsandbytes %s has no CPU kernels for 4-bit quantization (%s); no GPU here"
+        % (version, str(exc).strip().splitlines()[-1][:120]), **figures)
+try:
+    dtype = torch.float16 if gpu else torch.float32
+    layer = torch.nn.Linear(256, 128, bias=False).to(dtype)
+    reference = torch.randn(8, 256, dtype=dtype)
+    expected = (reference @ layer.weight.t()).float()
+    int8 = bnb.nn.Linear8bitLt(256, 128, bias=False, has_fp16_weights=False, threshold=6.0)
+    int8.weight = bnb.nn.Int8Params(layer.weight.data.clone(), requires_grad=False, has_fp16_weights=False)
+    int8 = int8.to(device)
+    got = int8(reference.to(device)).float().cpu()
+    relative = ((got - expected).norm() / expected.norm()).item()
+    figures["int8_relative_error"] = round(relative, 4)
+    if not relative < 0.05:
+        say("fail", "8-bit matmul (Linear8bitLt) differs from the reference by %.1f%%" % (relative * 100), **figures)
+    done.append("8-bit matmul (%.2f%% off)" % (relative * 100))
+except Exception as exc:
+    if gpu:
+        say("fail", "8-bit matmul (Linear8bitLt) failed: %s" % str(exc).strip().splitlines()[-1][:300], **figures)
+    done.append("8-bit matmul: not on this CPU backend")
+try:
+    parameter = torch.nn.Parameter(torch.randn(4096, device=device))
+    before = parameter.detach().clone()
+    optimizer = bnb.optim.Adam8bit([parameter], lr=0.01)
+    parameter.grad = torch.randn_like(parameter)
+    optimizer.step()
+    changed = (parameter.detach() - before).abs().max().item()
+    if not changed > 0:
+        say("fail", "8-bit Adam step left the parameters unchanged", **figures)
+    done.append("8-bit Adam step")
+except Exception as exc:
+    if gpu:
+        say("fail", "8-bit Adam step failed: %s" % str(exc).strip().splitlines()[-1][:300], **figures)
+    done.append("8-bit Adam: not on this CPU backend")
+where = torch.cuda.get_device_name(0) if gpu else "CPU (no GPU)"
+say("pass", "bitsandbytes %s on %s: %s" % (version, where, ", ".join(done)), **figures)
+"""
+
+
+def smoke_bitsandbytes(options: dict) -> dict:
+    import json
+    import sys
+
+    from llmdoctor import proc
+
+    python = options.get("python") or sys.executable
+    result = proc.run([python, "-c", SMOKE], timeout=float(options.get("timeout", 240)),
+                      cwd=os.path.expanduser("~"))
+    for line in reversed(result.stdout.splitlines()):
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                break
+    reason = result.error or (result.stderr.strip().splitlines() or ["no output"])[-1]
+    return {"status": "fail", "message": f"the bitsandbytes smoke test crashed in {python}: {reason}"}
+
+
+CHECK = Check(
+    id="bitsandbytes",
+    title="bitsandbytes",
+    probe=probe,
+    rules=rules,
+    order=65,
+    timeout=10.0,
+    deep_timeout=DEEP_TIMEOUT_S,
+    smoke=(SmokeTest("bitsandbytes", "4-bit round trip, 8-bit matmul and an 8-bit Adam step",
+                     "llmdoctor.checks.bitsandbytes:smoke_bitsandbytes", timeout=300.0),),
+)
