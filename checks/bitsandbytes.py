@@ -185,9 +185,25 @@ class ElfResolver:
 
     def __init__(self, facts: dict, environment: dict, timeout: float) -> None:
         self.ld_library_path = [p for p in facts["ld_library_path"].split(":") if p]
+        self.executable_rpath = self._executable_rpath(facts.get("python"))
         self.preloaded = self._torch_libraries(facts)
         self._cache: Optional[dict] = None
         self.timeout = timeout
+
+    @staticmethod
+    def _executable_rpath(python: Optional[str]) -> list:
+        """The interpreter's own DT_RPATH (a conda python's ``$ORIGIN/../lib``): the loader
+        searches it for every library that has no RUNPATH of its own."""
+        from llmdoctor.binary import BinaryFormatError, read_library
+
+        if not python:
+            return []
+        real = os.path.realpath(python)
+        try:
+            info = read_library(real)
+        except BinaryFormatError:
+            return []
+        return [] if info.runpath else [_expand_origin(p, os.path.dirname(real)) for p in info.rpath]
 
     def _torch_libraries(self, facts: dict) -> dict:
         """A CUDA build of torch loads its CUDA libraries (from its own lib folder and NVIDIA's
@@ -224,10 +240,11 @@ class ElfResolver:
         return self._cache
 
     def find(self, soname: str, info, origin: Path) -> Optional[str]:
-        expand = [p.replace("$ORIGIN", str(origin)).replace("${ORIGIN}", str(origin)) for p in
-                  (info.rpath if not info.runpath else [])]
-        runpath = [p.replace("$ORIGIN", str(origin)).replace("${ORIGIN}", str(origin)) for p in info.runpath]
-        for folder in expand + self.ld_library_path + runpath:
+        # ld.so's order: DT_RPATH (the library's, then the executable's) unless the library has
+        # a DT_RUNPATH; LD_LIBRARY_PATH; DT_RUNPATH; ld.so.cache; the default folders
+        rpath = [] if info.runpath else [_expand_origin(p, str(origin)) for p in info.rpath] + self.executable_rpath
+        runpath = [_expand_origin(p, str(origin)) for p in info.runpath]
+        for folder in rpath + self.ld_library_path + runpath:
             if os.path.exists(os.path.join(folder, soname)):
                 return os.path.join(folder, soname)
         if soname in self.preloaded:
@@ -239,6 +256,10 @@ class ElfResolver:
             if os.path.exists(os.path.join(folder, soname)):
                 return os.path.join(folder, soname)
         return None
+
+
+def _expand_origin(entry: str, origin: str) -> str:
+    return os.path.normpath(entry.replace("${ORIGIN}", origin).replace("$ORIGIN", origin))
 
 
 class DllResolver:  # pragma: no cover - exercised on Windows; rules are tested with recorded facts
@@ -379,8 +400,10 @@ def rules(facts: dict, context: RuleContext) -> list:
     override = facts.get("bnb_cuda_version")
     selection = bnb.select_library(version, system, files, torch_cuda, usable, capability, override)
     facts_out = {"selection": selection.to_json(), "torch_cuda": text(torch_cuda) if torch_cuda else None}
-    findings += _override_findings(version, version_text, override, selection, torch_cuda, usable, files)
-    if selection.outcome == "fails" and not override:
+    overridden = _override_findings(version, version_text, override, selection, torch_cuda, usable, files)
+    findings += overridden
+    stale = any(f.id == "bitsandbytes.override-stale" for f in overridden)  # already says what fails
+    if selection.outcome == "fails" and not stale:
         findings.append(Finding(
             "bitsandbytes.no-binary", "error",
             f"bitsandbytes {version_text} ships no library for torch's CUDA {text(torch_cuda)}: "
@@ -388,7 +411,7 @@ def rules(facts: dict, context: RuleContext) -> list:
             f"Its rule: {selection.rule}. Users see: \"{selection.quoted[0]}\". Shipped CUDA builds: "
             + _shipped_text(files) + ".",
             fixes=["bitsandbytes"], facts=facts_out))
-    elif selection.outcome == "cpu-fallback":
+    elif selection.outcome == "cpu-fallback" and not stale:
         findings.append(Finding(
             "bitsandbytes.cpu-fallback", "error",
             f"bitsandbytes {version_text} will load the CPU library on this GPU machine: "
