@@ -648,22 +648,12 @@ say("pass", "bitsandbytes %s on %s: %s" % (version, where, ", ".join(done)), **f
 
 
 def smoke_bitsandbytes(options: dict) -> dict:
-    import json
     import sys
 
-    from llmdoctor import proc
+    from llmdoctor.smoke import run_in_target
 
-    python = options.get("python") or sys.executable
-    result = proc.run([python, "-c", SMOKE], timeout=float(options.get("timeout", 240)),
-                      cwd=os.path.expanduser("~"))
-    for line in reversed(result.stdout.splitlines()):
-        if line.startswith("{"):
-            try:
-                return json.loads(line)
-            except ValueError:
-                break
-    reason = result.error or (result.stderr.strip().splitlines() or ["no output"])[-1]
-    return {"status": "fail", "message": f"the bitsandbytes smoke test crashed in {python}: {reason}"}
+    return run_in_target(options.get("python") or sys.executable, ["-c", SMOKE], float(options.get("timeout", 240)),
+                         "bitsandbytes", cwd=os.path.expanduser("~"))
 
 
 CHECK = Check(

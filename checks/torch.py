@@ -168,23 +168,14 @@ print(json.dumps({"status": "pass" if ok else "fail",
 
 
 def smoke_torch_cuda(options: dict) -> dict:
-    import json
     import sys
 
-    from llmdoctor import proc
     from llmdoctor.checks.nvcc import _local_capability
+    from llmdoctor.smoke import run_in_target
 
     python = options.get("python") or sys.executable
     has_gpu = 1 if _local_capability() else 0
-    result = proc.run([python, "-c", MATMUL, str(has_gpu)], timeout=float(options.get("timeout", 120)))
-    for line in reversed(result.stdout.splitlines()):
-        if line.startswith("{"):
-            try:
-                return json.loads(line)
-            except ValueError:
-                break
-    reason = result.error or (result.stderr.strip().splitlines() or ["no output"])[-1]
-    return {"status": "fail", "message": f"the torch smoke test crashed in {python}: {reason}"}
+    return run_in_target(python, ["-c", MATMUL, str(has_gpu)], float(options.get("timeout", 120)), "torch")
 
 
 CHECK = Check(

@@ -139,10 +139,13 @@ class SetJsonValue:
 
 @dataclass(frozen=True)
 class CopyFile:
+    """Copy one file; the destination's previous content (or its absence) is journaled, so
+    undo restores what was replaced and removes what was added."""
+
     source: str
     destination: str
+    needs_admin: bool = False  # into Program Files, say
     kind: str = field(default="copy-file", init=False)
-    needs_admin = False
 
     def describe(self) -> str:
         return f"copy {self.source} to {self.destination}"

@@ -63,7 +63,10 @@ class Executor:
                                     "(or was seen redacted); run the check again")
             elif isinstance(action, (WriteFile, ReplaceLine, SetShellBlock, SetJsonValue, CopyFile)):
                 target = Path(action.destination if isinstance(action, CopyFile) else action.path)
-                if not _writable(target):
+                if getattr(action, "needs_admin", False) and not self.is_admin:
+                    problems.append(f"{action.describe()}: needs administrator rights (run from an elevated "
+                                    "terminal)")
+                elif not _writable(target):
                     problems.append(f"{action.describe()}: {target} is not writable by this user"
                                     + ("" if self.is_admin else " (administrator rights needed?)"))
                 if isinstance(action, ReplaceLine) and _read_line(target, action.line) != action.old:

@@ -52,3 +52,17 @@ def run_smoke_test(test, options: dict, python: str = sys.executable, env: Optio
     reason = result.error or (result.stderr.strip().splitlines() or ["no result"])[-1]
     return SmokeResult(test.id, test.title, "fail", f"the smoke test crashed: {reason}",
                        result.duration_ms)
+
+
+def run_in_target(python: str, argv: list, timeout: float, what: str, cwd: Optional[str] = None) -> dict:
+    """Run a smoke script in the target interpreter (``python ARGV``); the last JSON line it
+    prints is the result, and a crash becomes a 'fail' naming ``what``."""
+    result = proc.run([python, *argv], timeout=timeout, cwd=cwd)
+    for line in reversed(result.stdout.splitlines()):
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                break
+    reason = result.error or (result.stderr.strip().splitlines() or ["no output"])[-1]
+    return {"status": "fail", "message": f"the {what} smoke test crashed in {python}: {reason}"}

@@ -477,3 +477,22 @@ def test_deep_mode_times_out_with_a_finding(tmp_path):
     assert diagnostics["timed_out"]
     (finding,) = bitsandbytes._diagnostics_findings({"diagnostics": diagnostics})
     assert finding.id == "bitsandbytes.diagnostics-timeout"
+
+
+def test_windows_source_build_checks_visual_studios_cuda_integration():
+    from llmdoctor.models import Finding
+
+    facts = dict(WINDOWS_COMMUNITY_BUILD, version="0.50.2", distributions={"bitsandbytes": "0.50.2"},
+                 files=["libbitsandbytes_cpu.dll", "libbitsandbytes_cuda132.dll"],
+                 torch=dict(WINDOWS_COMMUNITY_BUILD["torch"], version="2.15.0+cu140", cuda="14.0"))
+    driver = gpu_machine(cuda=14000)
+    findings = diagnose(facts, driver, WINDOWS)
+    assert "no-binary" in problems(findings)
+    missing = Finding("vs-cuda.no-integration", "error", "Visual Studio Community 2022 17.12 has no CUDA build "
+                      "customisation: CMake's Visual Studio generator stops with \"No CUDA toolset found\"",
+                      fixes=["vs-cuda"])
+    plan = bnb_fix.plan(FixContext(facts={"nvidia-driver": driver, "bitsandbytes": facts, "vs-cuda": {}},
+                                   findings=findings + [missing], platform=WINDOWS, python=facts["python"]))
+    (script,) = plan.actions
+    assert script.path.endswith("build-bitsandbytes.ps1") and "cmake -DCOMPUTE_BACKEND=cuda" in script.content
+    assert plan.manual_steps[0].startswith("first repair Visual Studio's CUDA integration ('llmdoctor fix --vs-cuda')")

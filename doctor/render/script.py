@@ -34,6 +34,8 @@ def ps_quote(value: str) -> str:
 
 def render_plan(plan, flavour: str) -> str:
     lines = [f"# llmdoctor fix {plan.fix_id}: {plan.summary}"]
+    if flavour == "powershell" and any(getattr(a, "needs_admin", False) for a in plan.actions):
+        lines.append("#Requires -RunAsAdministrator")  # PowerShell refuses the script in a non-elevated shell
     lines.append("set -euo pipefail" if flavour == "bash" else "$ErrorActionPreference = 'Stop'")
     backed_up: set = set()
     for action in plan.actions:
