@@ -42,7 +42,7 @@ YEARS = {15: "2017", 16: "2019", 17: "2022", 18: "2026"}
 CMAKE_TRIES_UNSUPPORTED = (3, 29, 4)  # CMake retries compiler identification with -allow-unsupported-compiler
 TORCH_SDK_MESSAGE = ("It seems that the VC environment is activated but DISTUTILS_USE_SDK is not set.This may "
                      "lead to multiple activations of the VC env.Please set `DISTUTILS_USE_SDK=1` and try again.")
-TOOLKIT_GLOB = ("Program Files", "NVIDIA GPU Computing Toolkit", "CUDA", "v*")
+TOOLKIT_GLOB = ("NVIDIA GPU Computing Toolkit", "CUDA", "v*")
 
 
 def applies(platform: dict) -> Optional[str]:
@@ -54,9 +54,7 @@ def applies(platform: dict) -> Optional[str]:
 
 def probe(context: ProbeContext) -> dict:  # pragma: no cover - Windows; tested through probe_vs_cuda
     environ = dict(os.environ)
-    drive = environ.get("SystemDrive", "C:") + os.sep
-    return probe_vs_cuda(environ, find_vswhere(environ), toolkit_roots(environ, drive), os.getcwd(),
-                         context.timeout)
+    return probe_vs_cuda(environ, find_vswhere(environ), toolkit_roots(environ), os.getcwd(), context.timeout)
 
 
 def find_vswhere(environ: dict) -> Optional[str]:
@@ -69,10 +67,12 @@ def find_vswhere(environ: dict) -> Optional[str]:
     return shutil.which("vswhere", path=environ.get("PATH"))
 
 
-def toolkit_roots(environ: dict, drive: str) -> list:
+def toolkit_roots(environ: dict) -> list:
     """CUDA toolkits: the installer's CUDA_PATH / CUDA_PATH_Vx_y variables and its default folder."""
     roots = [environ[n] for n in sorted(environ) if re.fullmatch(r"CUDA_PATH(_V\d+_\d+)?", n) and environ[n]]
-    roots += sorted(glob.glob(os.path.join(drive, *TOOLKIT_GLOB)))
+    program_files = environ.get("ProgramFiles") or os.path.join(environ.get("SystemDrive", "C:") + os.sep,
+                                                                "Program Files")
+    roots += sorted(glob.glob(os.path.join(program_files, *TOOLKIT_GLOB)))
     unique: list = []
     for root in roots:
         if os.path.isdir(root) and os.path.normcase(os.path.normpath(root)) not in [

@@ -311,3 +311,12 @@ def test_visual_studio_2017_has_its_own_folder_and_other_toolkits_are_informatio
     integrate(vs2017, older)  # the installer of a CUDA 12.4 run now would do this
     facts = vs_cuda.probe_vs_cuda({"PATH": str(cuda / "bin")}, str(vswhere), [str(cuda), str(older)], "/w", timeout=30)
     assert {f.id for f in diagnose(facts)} == {"vs-cuda.ok"}
+
+
+def test_toolkits_are_found_from_the_installers_variables_and_folder(tmp_path):
+    root = tmp_path / "C"
+    first = make_cuda(root, "12.6.85")
+    second = make_cuda(root, "12.8.61")
+    environment = {"ProgramFiles": str(root / "Program Files"), "CUDA_PATH": str(second),
+                   "CUDA_PATH_V12_6": str(first), "CUDA_PATH_V12_8": str(second) + "/"}
+    assert vs_cuda.toolkit_roots(environment) == [str(second), str(first)]
