@@ -57,7 +57,7 @@ def wrapper_target(path: str) -> Optional[str]:
     return match.group(1) if match else None
 
 
-def _version_of(root: Path, timeout: float) -> tuple:
+def toolkit_version(root: Path, timeout: float) -> tuple:
     """(version, source) of a toolkit, cheapest source first."""
     try:
         data = json.loads((root / "version.json").read_text(encoding="utf-8"))
@@ -129,7 +129,7 @@ def probe_toolkits(environ: dict, site_packages: list, timeout: float) -> dict:
                  "has_nvcc": (path / "bin" / _nvcc_name()).exists(),
                  "has_headers": (path / "include" / "cuda_runtime.h").exists()}
         if entry["exists"] and (entry["has_nvcc"] or entry["has_headers"]):
-            entry["version"], entry["version_source"] = _version_of(path, timeout)
+            entry["version"], entry["version_source"] = toolkit_version(path, timeout)
         toolkits[real] = entry
     nvcc = shutil.which("nvcc", path=environ.get("PATH"))
     windows_glob = sorted(glob.glob(WINDOWS_GLOB)) if sys.platform == "win32" else []

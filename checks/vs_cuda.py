@@ -38,7 +38,6 @@ BUILD_CUSTOMIZATIONS = {  # Visual Studio major version -> folder under the inst
     17: ("MSBuild", "Microsoft", "VC", "v170", "BuildCustomizations"),
     18: ("MSBuild", "Microsoft", "VC", "v180", "BuildCustomizations"),
 }
-YEARS = {15: "2017", 16: "2019", 17: "2022", 18: "2026"}
 CMAKE_TRIES_UNSUPPORTED = (3, 29, 4)  # CMake retries compiler identification with -allow-unsupported-compiler
 TORCH_SDK_MESSAGE = ("It seems that the VC environment is activated but DISTUTILS_USE_SDK is not set.This may "
                      "lead to multiple activations of the VC env.Please set `DISTUTILS_USE_SDK=1` and try again.")
@@ -73,10 +72,11 @@ def toolkit_roots(environ: dict) -> list:
     program_files = environ.get("ProgramFiles") or os.path.join(environ.get("SystemDrive", "C:") + os.sep,
                                                                 "Program Files")
     roots += sorted(glob.glob(os.path.join(program_files, *TOOLKIT_GLOB)))
-    unique: list = []
+    unique, seen = [], set()
     for root in roots:
-        if os.path.isdir(root) and os.path.normcase(os.path.normpath(root)) not in [
-                os.path.normcase(os.path.normpath(r)) for r in unique]:
+        key = os.path.normcase(os.path.normpath(root))
+        if key not in seen and os.path.isdir(root):
+            seen.add(key)
             unique.append(root)
     return unique
 
@@ -116,7 +116,6 @@ def read_install(record: dict) -> dict:
         "path": path, "version": version, "major": major,
         "name": record.get("displayName") or record.get("productId") or "Visual Studio",
         "product": record.get("productId") or "",
-        "line_version": (record.get("catalog") or {}).get("productLineVersion") or YEARS.get(major, ""),
         "complete": record.get("isComplete", True), "prerelease": record.get("isPrerelease", False),
         "installed": record.get("installDate"),
     }
@@ -156,9 +155,9 @@ def read_toolsets(install_path: str) -> list:
 
 
 def read_toolkit(root: str) -> dict:
-    from llmdoctor.checks.cuda_toolkit import _version_of
+    from llmdoctor.checks.cuda_toolkit import toolkit_version
 
-    version, source = _version_of(Path(root), timeout=5.0)
+    version, source = toolkit_version(Path(root), timeout=5.0)
     extensions = os.path.join(root, "extras", "visual_studio_integration", "MSBuildExtensions")
     toolkit = {"root": root, "version": version, "version_source": source,
                "extensions_folder": extensions, "extensions": _file_digests(extensions)}
@@ -226,7 +225,7 @@ def missing_files(install: dict, toolkit: dict) -> tuple:
 
 
 def toolkit_in_use(facts: dict) -> Optional[dict]:
-    """The toolkit of the nvcc on PATH, else CUDA_PATH's, else the newest."""
+    """The toolkit of the nvcc on PATH, else the newest."""
     toolkits = [t for t in facts.get("toolkits", []) if t.get("version")]
     nvcc = facts.get("nvcc_on_path")
     if nvcc:

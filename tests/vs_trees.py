@@ -64,11 +64,11 @@ def make_vs(root: Path, year: str, edition: str, version: str, toolsets: list, d
             folder: Optional[str] = None) -> dict:
     """An install's tree, and the record vswhere gives for it."""
     path = root / "Program Files" / "Microsoft Visual Studio" / year / (folder or edition)
-    major = int(version.split(".")[0])
-    customizations = {15: ("Common7", "IDE", "VC", "VCTargets"), 16: ("MSBuild", "Microsoft", "VC", "v160"),
-                      17: ("MSBuild", "Microsoft", "VC", "v170"), 18: ("MSBuild", "Microsoft", "VC", "v180")}[major]
-    (path.joinpath(*customizations) / "BuildCustomizations").mkdir(parents=True)
-    (path.joinpath(*customizations) / "Microsoft.Cpp.Default.props").write_text("<Project/>\n")
+    from llmdoctor.checks.vs_cuda import BUILD_CUSTOMIZATIONS
+
+    customizations = path.joinpath(*BUILD_CUSTOMIZATIONS[int(version.split(".")[0])])
+    customizations.mkdir(parents=True)
+    (customizations.parent / "Microsoft.Cpp.Default.props").write_text("<Project/>\n")
     for toolset in toolsets:
         include = path / "VC" / "Tools" / "MSVC" / toolset / "include"
         include.mkdir(parents=True)
