@@ -211,7 +211,8 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Machine-rea
                "smoke": [s.id for s in c.smoke]} for c in registry.checks.values()]
     fixes = [{"id": f.id, "title": f.title, "source": registry.source_of("fix", f.id),
               "applicability": f.applicability, "scope": f.scope, "needs_admin": f.needs_admin,
-              "undoable": f.undoable, "afterwards": f.afterwards, "checks": list(f.checks)}
+              "undoable": f.undoable, "afterwards": f.afterwards, "checks": list(f.checks),
+              "routes": [{"name": name, "scope": scope} for name, scope in f.routes]}
              for f in registry.fixes.values()]
     errors = [{"group": e.group, "name": e.name, "source": e.source, "error": e.error}
               for e in registry.errors]
@@ -223,8 +224,10 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Machine-rea
     lines.append("Fixes:")
     for f in fixes:
         admin = ", needs admin" if f["needs_admin"] else ""
+        machine = [r["name"] for r in f["routes"] if r["scope"] == "machine"]
+        wider = f"; machine scope and admin with --route {'|'.join(machine)}" if machine else ""
         lines.append(f"  --{f['id']:<14} {f['title']}  [{f['applicability']}, {f['scope']} scope"
-                     f"{admin}, {'undoable' if f['undoable'] else 'not undoable'}] from {f['source']}")
+                     f"{admin}{wider}, {'undoable' if f['undoable'] else 'not undoable'}] from {f['source']}")
     smoke = [s for c in checks for s in c["smoke"]]
     lines.append("Smoke tests: " + (", ".join(smoke) or "none"))
     for e in errors:
@@ -247,9 +250,12 @@ def fix(
     python: Optional[str] = typer.Option(None, "--python", help="Target interpreter."),
     mirror: Optional[str] = typer.Option(
         None, "--mirror", help="For --hf-endpoint: the mirror URL to verify and save."),
+    route: Optional[str] = typer.Option(
+        None, "--route", help="Choose a fix's route (ffmpeg: path, imageio, brew, scoop, winget, conda, "
+                              "apt-get, dnf, pacman, zypper, choco); a named machine-wide route needs no --unsafe."),
 ) -> None:
     """Show a fix's plan as a script, ask, apply it (journaled), and verify it worked."""
-    from llmdoctor.fixing import run_fixes
+    from llmdoctor.fixing import FixSession, run_fixes
 
     requested = []
     for extra in list(fix_ids or []) + list(context.args):
@@ -258,11 +264,17 @@ def fix(
                        "--snapshot FILE' to diagnose one")
         requested.append(extra[2:] if extra.startswith("--") else extra)
     registry, config = _load()
-    options = {"mirror": mirror} if mirror else {}
-    code = run_fixes(registry, config, requested, apply_all=apply_all, dry_run=dry_run, yes=yes,
-                     unsafe=unsafe, python=_python(python), out=_out, interactive=sys.stdin.isatty(),
-                     options=options)
-    raise typer.Exit(code)
+    options = {key: value for key, value in (("mirror", mirror), ("route", route)) if value}
+    session = FixSession(registry=registry, config=config, python=_python(python), out=_out, yes=yes,
+                         dry_run=dry_run, unsafe=unsafe, interactive=_stdin_is_terminal(), options=options)
+    raise typer.Exit(run_fixes(session, requested=requested, apply_all=apply_all))
+
+
+def _stdin_is_terminal() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (ValueError, OSError):  # a closed standard input
+        return False
 
 
 # ----------------------------------------------------------------------------- fit
@@ -324,7 +336,7 @@ def undo(
     from llmdoctor.fixing import run_undo
 
     raise typer.Exit(run_undo(record_id, yes=yes, list_only=list_journal, out=_out,
-                              interactive=sys.stdin.isatty()))
+                              interactive=_stdin_is_terminal()))
 
 
 # ----------------------------------------------------------------------------- smoke

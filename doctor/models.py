@@ -2,7 +2,8 @@
 
 Probes produce facts (JSON-able dicts), rules turn facts into :class:`Finding` objects,
 fixes turn findings into a :class:`Plan` of typed actions (see ``llmdoctor.actions``).
-Nothing here touches the machine.
+Nothing here touches the machine, except that ``ProbeContext.target()`` starts the target
+interpreter's probe on first use (in ``llmdoctor.target``).
 """
 
 from __future__ import annotations
@@ -159,18 +160,45 @@ class CheckResult:
 
 @dataclass
 class Plan:
-    """What a fix would do: typed actions, plus words for what cannot be scripted."""
+    """What a fix would do: typed actions, plus words for what cannot be scripted.
+
+    Its scope, administrator rights and whether new terminals are needed afterwards are
+    derived from its actions, never declared beside them.
+    """
 
     fix_id: str
     summary: str
     actions: list = field(default_factory=list)  # llmdoctor.actions.Action
     notes: list[str] = field(default_factory=list)
     manual_steps: list[str] = field(default_factory=list)
-    afterwards: Optional[str] = None  # overrides the fix's, when this plan's actions differ
+    afterwards: Optional[str] = None  # only for what actions cannot say ("log-off")
+    unsafe: Optional[str] = None  # why this plan needs --unsafe (a system package manager, say)
+    alternatives: list[str] = field(default_factory=list)  # other routes, one line each
 
     @property
     def is_empty(self) -> bool:
         return not self.actions and not self.manual_steps
+
+    @property
+    def scope(self) -> str:
+        return "machine" if any(a.scope == "machine" for a in self.actions) else "user"
+
+    @property
+    def needs_admin(self) -> bool:
+        return any(a.needs_admin for a in self.actions)
+
+    @property
+    def new_terminal(self) -> bool:
+        return any(a.new_terminal for a in self.actions)
+
+    def after_change(self, default: str = "nothing") -> str:
+        """What the user must do before the change is seen: from the actions, else ``default``
+        (the fix's declaration, for a plan that has only manual steps)."""
+        if self.afterwards:
+            return self.afterwards
+        if self.actions:
+            return "new-terminal" if self.new_terminal else "nothing"
+        return default
 
 
 @dataclass(frozen=True)
@@ -198,10 +226,13 @@ class Fix:
     checks: tuple
     plan: Callable[[FixContext], Plan]
     applicability: str = "safe"
+    # what ``list`` says before any plan exists: the scope of the default route, and the
+    # other routes with theirs ({"apt-get": "machine"}); a plan's header derives its own
     scope: str = "user"
     needs_admin: bool = False
     undoable: bool = True
     afterwards: str = "nothing"
+    routes: tuple = ()  # (name, scope) of the routes ``--route`` may choose
     smoke: tuple = ()  # ids of smoke tests that prove it
     # facts for verification when the fix changes what *new* processes see (a startup
     # file) rather than this one: returns {check_id: facts}, or None to re-probe as usual

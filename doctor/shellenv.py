@@ -13,8 +13,7 @@ import shlex
 import sys
 from typing import Callable, Optional
 
-BEGIN = "# >>> llmdoctor {name} >>>"
-END = "# <<< llmdoctor {name} <<<"
+from llmdoctor.textedit import BEGIN, END, replace_block  # noqa: F401 - the block format lives there
 
 
 def startup_file(shell: str, home: str) -> str:
@@ -47,19 +46,6 @@ def block_lines(name: str, shell: str, variables: dict, path_prepend: Optional[s
                          '"${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ;; esac')
     lines.append(END.format(name=name))
     return lines
-
-
-def replace_block(content: str, name: str, lines: list) -> str:
-    """``content`` with llmdoctor's block ``name`` replaced by ``lines`` (appended if absent)."""
-    begin, end = BEGIN.format(name=name), END.format(name=name)
-    existing = content.splitlines()
-    start = next((i for i, line in enumerate(existing) if line.startswith(begin)), None)
-    stop = next((i for i, line in enumerate(existing) if line.startswith(end)), None)
-    if start is not None and stop is not None and stop >= start:
-        existing[start:stop + 1] = lines
-        return "\n".join(existing) + "\n"
-    prefix = content if not content or content.endswith("\n") else content + "\n"
-    return prefix + ("\n" if prefix else "") + "\n".join(lines) + "\n"
 
 
 def login_shell_environment(timeout: float = 10.0) -> Optional[dict]:

@@ -142,14 +142,13 @@ def test_fix_killed_between_actions_can_be_undone(cli, tmp_path):
         plan = plan_posix(probe_posix())
         assert len(plan.actions) >= 2, plan
         executor = Executor()
-        original = executor._do
-        calls = []
-        def dying(action):
-            calls.append(action)
-            if len(calls) == 2:
+        second = plan.actions[1]
+        original = type(second).apply
+        def dying(self, env, state):
+            if self is second:
                 os.kill(os.getpid(), signal.SIGKILL)
-            return original(action)
-        executor._do = dying
+            return original(self, env, state)
+        type(second).apply = dying
         executor.apply(plan.actions, JournalRecord.create("path", plan.summary, "linux"))
         """)
     full_env = dict(os.environ, **env)

@@ -180,10 +180,9 @@ def test_interrupted_fix_can_be_undone(tmp_path):
     record = JournalRecord.create("path", plan.summary, "windows")
     executor = Executor(registry=registry, is_admin=True)
     first = plan.actions[0]
-    from llmdoctor.actions import action_to_json
-
-    record.begin(action_to_json(first), executor._before_state(first))
-    executor._do(first)  # ... and the process dies here: no finish, status in-progress
+    state = first.prepare(executor.env)
+    record.begin(first.to_json(), {k: v for k, v in state.items() if not k.startswith("_")})
+    first.apply(executor.env, state)  # ... and the process dies here: no finish, status in-progress
     from llmdoctor.journal import find_record
 
     found = find_record("path")
