@@ -80,7 +80,9 @@ def probe_ffmpeg(environ: dict, site_packages: list, timeout: float) -> dict:
     for site in site_packages:
         bundled += glob.glob(os.path.join(site, "imageio_ffmpeg", "binaries", "ffmpeg*"))
     facts["imageio_ffmpeg"] = sorted(b for b in bundled if not b.endswith((".txt", ".md", ".py")))
+    facts["target_pip"] = any(os.path.isdir(os.path.join(site, "pip")) for site in site_packages)
     facts["package_managers"] = [m for m in PACKAGE_MANAGERS if shutil.which(m, path=path_value)]
+    facts["conda_prefix"] = environ.get("CONDA_PREFIX") or None
     facts["is_root"] = hasattr(os, "geteuid") and os.geteuid() == 0
     return facts
 
@@ -95,12 +97,17 @@ def probe(context: ProbeContext) -> dict:
 def rules(facts: dict, context: RuleContext) -> list:
     findings: list = []
     for entry in facts.get("path_file_entries", []):
+        # the PATH check reports the same entry (path.file-entry): that is the root, and
+        # ffmpeg *is* installed, so "not installed" would be false
         findings.append(Finding(
             "ffmpeg.path-names-the-exe", "error" if not facts.get("on_path") else "warning",
             f"a PATH entry names the program itself ({entry}) instead of its folder",
             "PATH lists folders; programs looking for 'ffmpeg' never look inside that entry. "
-            "'llmdoctor fix --path' replaces it with its folder.", fixes=["path"], facts={"entry": entry}))
+            "'llmdoctor fix --path' replaces it with its folder.", fixes=["path"], facts={"entry": entry},
+            caused_by="path.file-entry"))
     ffmpeg = facts.get("on_path")
+    if not ffmpeg and facts.get("path_file_entries"):
+        return findings
     if not ffmpeg:
         elsewhere = facts.get("not_on_path") or []
         if elsewhere:

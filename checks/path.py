@@ -167,7 +167,10 @@ def _startup_sources(home: Path) -> list:
             if "PATH" in line and not line.lstrip().startswith("#")
         ]
         if lines:
-            sources.append({"file": str(path), "user": _is_under(path, home), "lines": lines})
+            # a user's own file by its place under HOME, even when it is a link into a
+            # dotfiles repository elsewhere (stow, chezmoi, yadm)
+            own = os.path.abspath(path).startswith(os.path.join(os.path.abspath(home), ""))
+            sources.append({"file": str(path), "user": own or _is_under(path, home), "lines": lines})
     return sources
 
 

@@ -1,11 +1,21 @@
-"""The `ffmpeg` fix: make an ffmpeg with H.264/AAC encoders available on PATH.
+"""The `ffmpeg` fix: make an ffmpeg with H.264/AAC encoders available on PATH, by the least
+invasive route that works here.
 
-In order of preference: add an existing ffmpeg folder to PATH (a shell startup block on
-POSIX, the user Path on Windows); install ffmpeg with the platform's package manager
-(apt-get, dnf, pacman, zypper, brew, winget, choco, scoop, or conda into the active env:
-the plan shows the exact command, and those that need root say so before anything runs);
-as the fallback, install ``imageio-ffmpeg`` into the target interpreter and link its
-binary as ``~/.local/bin/ffmpeg``. Each step is journaled; undo removes what was added.
+Routes, in order of invasiveness (``--route NAME`` picks one):
+
+1. ``path``: an ffmpeg already on disk in a folder that is not on PATH: put the folder on
+   PATH (a shell startup block on POSIX, the user Path on Windows). A PATH entry that names
+   the binary itself is ``fix --path``'s to repair (the root); nothing is installed then.
+2. ``imageio``: imageio-ffmpeg's static build (libx264 and aac included), installed into the
+   target interpreter if it is not there yet, linked as ``~/.local/bin/ffmpeg`` (POSIX).
+3. The user's own package manager, without root: ``brew``, ``scoop``, ``winget`` (with
+   ``--scope user``), or ``conda`` into the active environment.
+4. The system package manager (``apt-get``, ``dnf``, ``pacman``, ``zypper``, ``choco``):
+   scope ``machine``, administrator rights, and applied only with ``--unsafe`` or when the
+   user names that route. Its undo removes exactly the packages the install added
+   (``llmdoctor.package_install``).
+
+Each step is journaled; undo removes what was added.
 """
 
 from __future__ import annotations
@@ -15,21 +25,13 @@ import os
 from llmdoctor.actions import BroadcastEnvironment, PipInstall, PrependPathEntry, RunCommand, SetShellBlock
 from llmdoctor.checks.ffmpeg import probe_ffmpeg
 from llmdoctor.models import Fix, FixContext, Plan
+from llmdoctor.package_install import MANAGERS, PackageInstall
 from llmdoctor.shellenv import block_lines, new_terminal_reprobe, startup_file
 
-# manager -> (install argv, remove argv, needs root)
-INSTALLERS = {
-    "winget": (["winget", "install", "--id", "Gyan.FFmpeg", "-e", "--accept-source-agreements",
-                "--accept-package-agreements"], ["winget", "uninstall", "--id", "Gyan.FFmpeg", "-e"], False),
-    "choco": (["choco", "install", "ffmpeg", "-y"], ["choco", "uninstall", "ffmpeg", "-y"], True),
-    "scoop": (["scoop", "install", "ffmpeg"], ["scoop", "uninstall", "ffmpeg"], False),
-    "brew": (["brew", "install", "ffmpeg"], ["brew", "uninstall", "ffmpeg"], False),
-    "apt-get": (["apt-get", "install", "-y", "ffmpeg"], ["apt-get", "remove", "-y", "ffmpeg"], True),
-    "dnf": (["dnf", "install", "-y", "ffmpeg"], ["dnf", "remove", "-y", "ffmpeg"], True),
-    "pacman": (["pacman", "-S", "--noconfirm", "ffmpeg"], ["pacman", "-R", "--noconfirm", "ffmpeg"], True),
-    "zypper": (["zypper", "--non-interactive", "install", "ffmpeg"],
-               ["zypper", "--non-interactive", "remove", "ffmpeg"], True),
-}
+USER_MANAGERS = ("brew", "scoop", "winget", "conda")
+SYSTEM_MANAGERS = ("apt-get", "dnf", "pacman", "zypper", "choco")
+ROUTES = ("path", "imageio") + USER_MANAGERS + SYSTEM_MANAGERS
+PACKAGE = {"winget": "Gyan.FFmpeg"}  # everything else calls it ffmpeg
 # never replaces anything: an existing file or link at the target stops the fix (and it is rolled back)
 LINK_SCRIPT = ("import os, sys, imageio_ffmpeg; target = sys.argv[1]; os.makedirs(os.path.dirname(target), "
                "exist_ok=True); os.path.lexists(target) and sys.exit(target + ' already exists'); "
@@ -47,8 +49,57 @@ def _path_actions(folder: str, context: FixContext) -> list:
 
 
 def _link_bundled(python: str, link: str) -> list:
-    return [RunCommand((python, "-c", LINK_SCRIPT, link), f"link imageio-ffmpeg's binary as {link}",
-                       undo_argv=(python, "-c", UNLINK_SCRIPT, link))]
+    return [RunCommand((python, "-I", "-c", LINK_SCRIPT, link), f"link imageio-ffmpeg's binary as {link}",
+                       undo_argv=(python, "-I", "-c", UNLINK_SCRIPT, link))]
+
+
+def _available(facts: dict, context: FixContext) -> dict:
+    """{route: function making its part of the plan} for the routes open on this machine, in
+    order of invasiveness."""
+    windows = context.platform.get("system") == "windows"
+    home = context.platform.get("home") or os.path.expanduser("~")
+    link = os.path.join(home, ".local", "bin", "ffmpeg")
+    managers = facts.get("package_managers") or []
+    routes: dict = {}
+    if facts.get("not_on_path"):
+        folder = facts["not_on_path"][0]
+
+        def path_route(plan: Plan) -> None:
+            plan.actions += _path_actions(folder, context)
+            plan.notes.append(f"ffmpeg is already in {folder}; only PATH changes.")
+        routes["path"] = path_route
+    if not windows and (facts.get("imageio_ffmpeg") or facts.get("target_pip")):
+        def imageio_route(plan: Plan) -> None:
+            if facts.get("imageio_ffmpeg"):
+                plan.notes.append(f"imageio-ffmpeg's build ({facts['imageio_ffmpeg'][0]}) is already installed; "
+                                  f"it gets a link at {link}.")
+            else:
+                plan.actions.append(PipInstall(context.python, ("imageio-ffmpeg",)))
+                plan.notes.append("imageio-ffmpeg brings a static ffmpeg build (with libx264 and aac) into the target "
+                                  f"interpreter; it gets a link at {link}.")
+            plan.actions += _link_bundled(context.python, link) + _path_actions(os.path.dirname(link), context)
+        routes["imageio"] = imageio_route
+    for manager in USER_MANAGERS + SYSTEM_MANAGERS:
+        if manager not in managers or (manager == "conda" and not facts.get("conda_prefix")):
+            continue
+        if windows != (manager in ("scoop", "winget", "choco")) and manager != "conda":
+            continue
+
+        def manager_route(plan: Plan, manager=manager) -> None:
+            plan.actions.append(PackageInstall(manager, (PACKAGE.get(manager, "ffmpeg"),),
+                                               prefix=facts.get("conda_prefix") if manager == "conda" else None))
+            if manager == "dnf":
+                plan.notes.append("Fedora's own ffmpeg lacks libx264; enable RPM Fusion for the full build.")
+        routes[manager] = manager_route
+    return routes
+
+
+def _label(route: str) -> str:
+    if route in SYSTEM_MANAGERS:
+        return f"--route {route}: {' '.join(MANAGERS[route].install)} ffmpeg [machine scope, administrator rights]"
+    words = {"path": "put the folder that holds ffmpeg on PATH [user scope]",
+             "imageio": "imageio-ffmpeg's static build linked into ~/.local/bin [user scope]"}
+    return f"--route {route}: " + words.get(route, f"install ffmpeg with {route} [user scope]")
 
 
 def plan(context: FixContext) -> Plan:
@@ -58,44 +109,29 @@ def plan(context: FixContext) -> Plan:
     healthy = facts.get("on_path") and (facts.get("run") or {}).get("ok") and {"libx264", "aac"} <= present
     if healthy:
         return result
-    if not facts.get("on_path") and facts.get("not_on_path"):
-        folder = facts["not_on_path"][0]
-        result.actions += _path_actions(folder, context)
-        result.notes.append(f"ffmpeg is already in {folder}; only PATH changes. Open a new terminal afterwards.")
+    if not facts.get("on_path") and facts.get("path_file_entries"):
+        result.manual_steps.append(
+            f"a PATH entry names the ffmpeg binary itself ({facts['path_file_entries'][0]}): ffmpeg is installed; "
+            "'llmdoctor fix --path' repairs that entry")
         return result
-    windows = context.platform.get("system") == "windows"
-    home = context.platform.get("home") or os.path.expanduser("~")
-    link = os.path.join(home, ".local", "bin", "ffmpeg")
-    if facts.get("imageio_ffmpeg") and not windows and not facts.get("on_path"):
-        # already on disk, a full static build: linking it needs no download and no root
-        result.actions += _link_bundled(context.python, link) + _path_actions(os.path.dirname(link), context)
-        result.notes.append(f"imageio-ffmpeg's build ({facts['imageio_ffmpeg'][0]}) is already installed; it gets "
-                            f"a link at {link}.")
+    routes = _available(facts, context)
+    wanted = context.options.get("route")
+    if wanted and wanted not in ROUTES:
+        result.manual_steps.append(f"unknown route {wanted!r} for ffmpeg (known: {', '.join(ROUTES)})")
         return result
-    managers = facts.get("package_managers") or []
-    order = ["winget", "choco", "scoop"] if windows else ["brew", "apt-get", "dnf", "pacman", "zypper"]
-    manager = next((m for m in order if m in managers), None)
-    if manager:
-        install, remove, root = INSTALLERS[manager]
-        needs_admin = root and not facts.get("is_root")
-        result.actions.append(RunCommand(tuple(install), f"install ffmpeg with {manager}", undo_argv=tuple(remove),
-                                         needs_admin=needs_admin))
-        if manager == "dnf":
-            result.notes.append("Fedora's own ffmpeg lacks libx264; enable RPM Fusion for the full build.")
-        if needs_admin:
-            result.notes.append(f"{manager} needs root: run this fix with sudo, or run the script above yourself.")
+    if wanted and wanted not in routes:
+        result.manual_steps.append(f"the {wanted} route is not open here (open: {', '.join(routes) or 'none'})")
         return result
-    conda_prefix = (context.facts.get("hf-endpoint") or {}).get("persisted", {}).get("conda_prefix")
-    if "conda" in managers and conda_prefix:
-        result.actions.append(RunCommand(("conda", "install", "-y", "-p", conda_prefix, "-c", "conda-forge", "ffmpeg"),
-                                         "install ffmpeg into the active conda env",
-                                         undo_argv=("conda", "remove", "-y", "-p", conda_prefix, "ffmpeg")))
+    route = wanted or next((r for r in routes if r not in SYSTEM_MANAGERS), None) or next(iter(routes), None)
+    if route is None:
+        result.manual_steps.append("install ffmpeg (a full build with libx264 and aac) and put its folder on PATH; "
+                                   "no package manager and no pip was found in the target interpreter")
         return result
-    result.actions.append(PipInstall(context.python, ("imageio-ffmpeg",)))
-    if not windows:
-        result.actions += _link_bundled(context.python, link) + _path_actions(os.path.dirname(link), context)
-    result.notes.append("No package manager was found: imageio-ffmpeg brings a static ffmpeg build (with libx264 "
-                        "and aac) into the target interpreter.")
+    routes[route](result)
+    if route in SYSTEM_MANAGERS and not wanted:
+        result.unsafe = (f"the only route here is the system package manager ({route}: machine scope, "
+                         "administrator rights); name it with --route " + route + " or allow it with --unsafe")
+    result.alternatives = [_label(r) for r in routes if r != route]
     return result
 
 
@@ -114,4 +150,5 @@ FIX = Fix(
     afterwards="new-terminal",
     smoke=("ffmpeg",),
     reprobe=new_terminal_reprobe(_ffmpeg_facts),
+    routes=tuple((r, "machine" if r in SYSTEM_MANAGERS else "user") for r in ROUTES),
 )

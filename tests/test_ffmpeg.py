@@ -57,7 +57,8 @@ def test_missing_encoder(tmp_path):
     fix = plan(FixContext(facts={"ffmpeg": dict(facts, package_managers=["apt-get"], is_root=False)}, findings=[],
                           platform={"system": "linux", "home": str(tmp_path)}, python="/p"))
     (action,) = fix.actions
-    assert action.argv == ("apt-get", "install", "-y", "ffmpeg") and action.needs_admin
+    assert action.argv() == ["apt-get", "install", "-y", "--no-install-recommends", "ffmpeg"]
+    assert action.needs_admin and action.scope == "machine" and fix.scope == "machine" and fix.unsafe
 
 
 def test_hung_ffmpeg_is_stopped(tmp_path):
