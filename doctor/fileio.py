@@ -62,7 +62,7 @@ def resolve_target(path: str) -> str:
     """The file a write to ``path`` must change: through symlinks to their final target
     (which need not exist yet); a loop of links is an error."""
     try:
-        return os.path.realpath(path, strict=False) if os.path.islink(path) else os.path.abspath(path)
+        return os.path.realpath(path) if os.path.islink(path) else os.path.abspath(path)
     except (OSError, ValueError) as exc:  # pragma: no cover - loops raise on 3.13+ only
         raise FileIOError(f"{path}: {exc}") from None
 
