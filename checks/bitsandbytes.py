@@ -309,7 +309,7 @@ MARKERS = (  # (pattern in `python -m bitsandbytes` output, finding id, severity
 def run_diagnostics(python: str, timeout: float) -> dict:
     from llmdoctor import proc
 
-    result = proc.run([python, "-m", "bitsandbytes"], timeout=timeout, cwd=os.path.expanduser("~"))
+    result = proc.run_python([python, "-m", "bitsandbytes"], timeout=timeout)
     output = (result.stdout or "") + "\n" + (result.stderr or "")
     return {"returncode": result.returncode, "timed_out": result.timed_out, "error": result.error,
             "duration_ms": round(result.duration_ms), "markers": parse_diagnostics(output),
@@ -653,7 +653,7 @@ def smoke_bitsandbytes(options: dict) -> dict:
     from llmdoctor.smoke import run_in_target
 
     return run_in_target(options.get("python") or sys.executable, ["-c", SMOKE], float(options.get("timeout", 240)),
-                         "bitsandbytes", cwd=os.path.expanduser("~"))
+                         "bitsandbytes")
 
 
 CHECK = Check(

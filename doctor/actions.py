@@ -784,7 +784,7 @@ class CopyFile(_WholeFile):
 def _run(argv: list, timeout: float, env: Optional[dict] = None) -> None:
     from llmdoctor import proc
 
-    result = proc.run(argv, timeout=timeout, env=env)
+    result = proc.run_python(argv, timeout=timeout, env=env)  # a private folder: `-m pip` imports nothing planted
     if not result.ok:
         tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
         raise ActionError(result.error or f"exit {result.returncode}: {' | '.join(tail)}")
@@ -809,7 +809,7 @@ VERSIONS_SCRIPT = ("import json,sys\nfrom importlib import metadata\nout={}\n"
 def installed_versions(python: str, names: list) -> dict:
     from llmdoctor import proc
 
-    result = proc.run([python, "-I", "-c", VERSIONS_SCRIPT, *names], timeout=30)
+    result = proc.run_python([python, "-c", VERSIONS_SCRIPT, *names], timeout=30)
     try:
         return json.loads(result.stdout)
     except ValueError:

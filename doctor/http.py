@@ -1,14 +1,20 @@
-"""A small HTTP client for probes and smoke tests: the standard library, a timeout on every
-request, redirects never followed (the doctor wants to see them), proxies and CA bundles
-taken from the environment the way ``requests`` takes them. Never raises: failures are
-returned as data with a plain-words reason.
+"""A small HTTP client for probes and smoke tests: the standard library, a wall-clock
+deadline on every whole exchange, redirects never followed (the doctor wants to see them),
+proxies and CA bundles taken from the environment the way ``requests`` takes them. Never
+raises: failures are returned as data with a plain-words reason.
+
+A socket timeout alone bounds each read, not the exchange: a server that sends one byte a
+second never trips it. So every request also arms a timer that shuts its sockets down when
+the deadline passes, wherever the exchange is (connecting, the status line, headers, body).
 """
 
 from __future__ import annotations
 
 import functools
+import http.client
 import socket
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -72,8 +78,77 @@ def _classify(exc: BaseException) -> tuple:
     return "other", text
 
 
+class _Deadline:
+    """Shuts down the sockets of one exchange when its time is up."""
+
+    def __init__(self, seconds: float) -> None:
+        self.sockets: list = []
+        self.expired = False
+        self.lock = threading.Lock()
+        self.timer = threading.Timer(seconds, self._expire)
+        self.timer.daemon = True
+
+    def add(self, sock) -> None:
+        with self.lock:
+            self.sockets.append(sock)
+            if self.expired:
+                self._close(sock)
+
+    def _expire(self) -> None:
+        with self.lock:
+            self.expired = True
+            for sock in self.sockets:
+                self._close(sock)
+
+    @staticmethod
+    def _close(sock) -> None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def _connection(base, deadline: _Deadline):
+    class Connection(base):
+        def connect(self):
+            super().connect()
+            deadline.add(self.sock)
+    return Connection
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def http_open(self, req):
+        return self.do_open(_connection(http.client.HTTPConnection, self.deadline), req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: _Deadline, context: ssl.SSLContext) -> None:
+        super().__init__(context=context)
+        self.deadline = deadline
+        self.tls_context = context
+
+    def https_open(self, req):
+        return self.do_open(_connection(http.client.HTTPSConnection, self.deadline), req, context=self.tls_context)
+
+
+def _read(answer, max_body: int, deadline: _Deadline) -> bytes:
+    chunks, size = [], 0
+    while size < max_body:
+        chunk = answer.read(min(65536, max_body - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 def request(url: str, method: str = "GET", timeout: float = 3.0, environ: Optional[dict] = None,
             max_body: int = 2_000_000, headers: Optional[dict] = None) -> Response:
+    """One request; ``timeout`` bounds the whole exchange (and each read)."""
     environ = environ or {}
     response = Response(url=url)
     parts = urlsplit(url)
@@ -83,27 +158,35 @@ def request(url: str, method: str = "GET", timeout: float = 3.0, environ: Option
     proxies = urllib.request.getproxies()
     if urllib.request.proxy_bypass(parts.hostname or ""):
         proxies = {}
+    deadline = _Deadline(timeout)
     opener = urllib.request.build_opener(
-        _NoRedirects, urllib.request.ProxyHandler(proxies),
-        urllib.request.HTTPSHandler(context=ssl_context(environ)))
+        _NoRedirects, urllib.request.ProxyHandler(proxies), _HTTPHandler(deadline),
+        _HTTPSHandler(deadline, ssl_context(environ)))
     started = time.monotonic()
     req = urllib.request.Request(url, method=method, headers={
         "User-Agent": USER_AGENT, "Accept-Encoding": "identity", **(headers or {})})
+    deadline.timer.start()
     try:
         with opener.open(req, timeout=timeout) as answer:
             response.status = answer.status
             response.headers = {k.lower(): v for k, v in answer.headers.items()}
             if method != "HEAD":
-                response.body = answer.read(max_body)
+                response.body = _read(answer, max_body, deadline)
     except urllib.error.HTTPError as exc:  # 30x, 4xx, 5xx: still an answer
         response.status = exc.code
         response.headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
         try:
-            response.body = exc.read(max_body) if method != "HEAD" else b""
+            response.body = _read(exc, max_body, deadline) if method != "HEAD" else b""
         except Exception:  # noqa: BLE001
             pass
     except Exception as exc:  # noqa: BLE001 - every failure is data
         response.error_kind, response.error = _classify(exc)
+    finally:
+        deadline.timer.cancel()
+    if deadline.expired:
+        response.status, response.body = None, b""
+        response.error_kind = "timeout"
+        response.error = f"the exchange did not complete within {timeout:g} s (the server answered too slowly)"
     response.elapsed_ms = (time.monotonic() - started) * 1000
     return response
 

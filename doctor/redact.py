@@ -1,9 +1,15 @@
 """Keeping secrets inside the process.
 
-Three layers, applied to facts before they are stored and to every rendered output:
-environment variables whose names look secret, credentials inside URLs, and the literal
-values of every secret this process knows (secret-looking variables and Hugging Face
-token files), wherever they appear. Token-shaped strings (``hf_...``) are masked too.
+Layers, applied to facts before they are stored and to every rendered output:
+environment variables whose names look secret; assignments to such names wherever they
+appear (``export AWS_SECRET_ACCESS_KEY=...`` on a startup-file line); the userinfo of every
+URL, whole (``https://TOKEN:x-oauth-basic@host``, a password containing ``@``: RFC 3986
+section 3.2.1 ends userinfo at the *last* ``@`` of the authority); the literal values of
+every secret this process knows (secret-looking variables and Hugging Face token files),
+wherever they appear; token-shaped strings (``hf_...``).
+
+Every layer is linear in the length of the text: URLs are found from their ``://``, not by
+a pattern tried at every position (which was quadratic on a long run of letters).
 """
 
 from __future__ import annotations
@@ -16,8 +22,19 @@ from typing import Any, Optional
 
 REDACTED = "<redacted>"
 SECRET_NAME = re.compile(r"TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.IGNORECASE)
-# scheme://user:password@host  or  scheme://token@host
-URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<userinfo>[^/\s@'\"]+)@")
+# assignments to names that look secret, in the forms shells and env files use:
+# NAME=value (any case), NAME: value (upper-case names, as in env and YAML files), and
+# fish's set -gx NAME value
+_KEYWORDS = "TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH"
+_VALUE = r"(?P<value>\"[^\"\n]*\"|'[^'\n]*'|[^\s;'\"&|]+)"
+SECRET_ASSIGNMENT = re.compile(
+    rf"\b(?P<name>(?:[A-Za-z_][A-Za-z0-9_]*?)?(?:{_KEYWORDS})[A-Za-z0-9_]*)(?P<sep>\s*=\s*){_VALUE}", re.IGNORECASE)
+SECRET_ENTRY = re.compile(rf"\b(?P<name>(?:[A-Z_][A-Z0-9_]*?)?(?:{_KEYWORDS})[A-Z0-9_]*)(?P<sep>:[ \t]*){_VALUE}")
+SECRET_FISH_SET = re.compile(
+    rf"\bset(?P<name>(?:\s+-[A-Za-z]+)*\s+(?:[A-Za-z_][A-Za-z0-9_]*?)?(?i:{_KEYWORDS})[A-Za-z0-9_]*)"
+    rf"(?P<sep>\s+){_VALUE}")
+_PLAIN_VALUES = {"true", "false", "none", "null", "yes", "no", "0", "1"}
+_AUTHORITY_END = "/?#\\ \t\r\n'\"<>`"
 TOKEN_SHAPES = re.compile(
     r"\b(hf_[A-Za-z0-9]{16,}|api_org_[A-Za-z0-9]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|"
     r"sk-[A-Za-z0-9_\-]{20,}|AKIA[0-9A-Z]{16})\b"
@@ -46,11 +63,10 @@ def known_secrets(env: Optional[dict] = None) -> set:
     for name, value in env.items():
         if is_secret_name(name) and value and len(value) >= _MIN_SECRET_LENGTH:
             secrets.add(value)
-        for match in URL_CREDENTIALS.finditer(value or ""):
-            userinfo = match.group("userinfo")
-            secret = userinfo.split(":", 1)[1] if ":" in userinfo else userinfo
-            if len(secret) >= _MIN_SECRET_LENGTH:
-                secrets.add(secret)
+        for userinfo in url_userinfos(value or ""):
+            for secret in (userinfo, userinfo.split(":", 1)[-1]):
+                if len(secret) >= _MIN_SECRET_LENGTH:
+                    secrets.add(secret)
     for path in _hf_token_files(env):
         try:
             text = path.read_text(encoding="utf-8", errors="replace")[:100_000]
@@ -78,7 +94,13 @@ class Redactor:
         for secret in self.secrets:
             if secret in value:
                 value = value.replace(secret, REDACTED)
-        value = URL_CREDENTIALS.sub(_mask_userinfo, value)
+        value = mask_userinfo(value)
+        if "=" in value:
+            value = SECRET_ASSIGNMENT.sub(_mask_assignment, value)
+        if ":" in value:
+            value = SECRET_ENTRY.sub(_mask_assignment, value)
+        if "set" in value:
+            value = SECRET_FISH_SET.sub(_mask_assignment, value)
         return TOKEN_SHAPES.sub(REDACTED, value)
 
     def env(self, env: dict) -> dict:
@@ -106,11 +128,50 @@ def _is_harmless_key(key: str) -> bool:
     )
 
 
-def _mask_userinfo(match: re.Match) -> str:
-    userinfo = match.group("userinfo")
-    if REDACTED in userinfo:
-        return match.group(0)
-    if ":" in userinfo:
-        user = userinfo.split(":", 1)[0]
-        return f"{match.group('scheme')}{user}:{REDACTED}@"
-    return f"{match.group('scheme')}{REDACTED}@"
+def _authorities(text: str):
+    """(start, end) of the authority after each ``://`` in ``text``: one pass, linear."""
+    position = text.find("://")
+    while position != -1:
+        start = position + 3
+        end = start
+        while end < len(text) and text[end] not in _AUTHORITY_END:
+            end += 1
+        if position > 0 and (text[position - 1].isalnum() or text[position - 1] in "+.-"):
+            yield start, end
+        position = text.find("://", end if end > start else start)
+
+
+def url_userinfos(text: str) -> list:
+    """The userinfo of every URL in ``text`` (what stands before the authority's last ``@``)."""
+    found = []
+    for start, end in _authorities(text):
+        at = text.rfind("@", start, end)
+        if at > start:
+            found.append(text[start:at])
+    return found
+
+
+def mask_userinfo(text: str) -> str:
+    """Every URL's userinfo, user and password alike, replaced by the placeholder."""
+    if "://" not in text or "@" not in text:
+        return text
+    pieces, last = [], 0
+    for start, end in _authorities(text):
+        at = text.rfind("@", start, end)
+        if at > start and text[start:at] != REDACTED:
+            pieces.append(text[last:start])
+            pieces.append(REDACTED)
+            last = at
+    pieces.append(text[last:])
+    return "".join(pieces)
+
+
+def _mask_assignment(match: re.Match) -> str:
+    value = match.group("value")
+    bare = value.strip("\"'")
+    if REDACTED in value or not bare or bare.startswith("$") or bare.lower() in _PLAIN_VALUES \
+            or _is_harmless_key(match.group("name").split()[-1]):
+        return match.group(0)  # masked already, empty, a reference to another variable, a flag
+    quote = value[0] if value[0] in "\"'" else ""
+    prefix = "set" if match.re is SECRET_FISH_SET else ""
+    return f"{prefix}{match.group('name')}{match.group('sep')}{quote}{REDACTED}{quote}"

@@ -35,7 +35,7 @@ class SmokeResult:
 def run_smoke_test(test, options: dict, python: str = sys.executable, env: Optional[dict] = None) -> SmokeResult:
     """Run one smoke test; ``env`` is the environment to run it in (default: this one)."""
     argv = [python, "-m", "llmdoctor.smoke_worker", test.target, json.dumps(options)]
-    result = proc.run(argv, timeout=test.timeout, env=env)
+    result = proc.run_python(argv, timeout=test.timeout, env=env)  # -m would put the current folder first
     if result.timed_out:
         return SmokeResult(test.id, test.title, "fail",
                            f"did not finish within {test.timeout:g} s and was stopped",
@@ -54,10 +54,10 @@ def run_smoke_test(test, options: dict, python: str = sys.executable, env: Optio
                        result.duration_ms)
 
 
-def run_in_target(python: str, argv: list, timeout: float, what: str, cwd: Optional[str] = None) -> dict:
-    """Run a smoke script in the target interpreter (``python ARGV``); the last JSON line it
-    prints is the result, and a crash becomes a 'fail' naming ``what``."""
-    result = proc.run([python, *argv], timeout=timeout, cwd=cwd)
+def run_in_target(python: str, argv: list, timeout: float, what: str) -> dict:
+    """Run a smoke script in the target interpreter (``python ARGV``, in a private working
+    folder); the last JSON line it prints is the result, and a crash becomes a 'fail' naming ``what``."""
+    result = proc.run_python([python, *argv], timeout=timeout)
     for line in reversed(result.stdout.splitlines()):
         if line.startswith("{"):
             try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -85,9 +84,11 @@ def interpreter_in(prefix: Path) -> Optional[Path]:
 
 
 def probe_target(python: str, timeout: float = 10.0) -> dict:
-    # no -I: the user site and PYTHONPATH are part of what the user's programs see;
-    # a neutral working folder keeps local files from shadowing modules
-    result = proc.run([python, "-c", PROBE_SCRIPT], timeout=timeout, cwd=tempfile.gettempdir())
+    # no -I: the user site and PYTHONPATH are part of what the user's programs see; a
+    # private, empty working folder keeps planted files (./json.py, /tmp/json.py) from running
+    result = proc.run_python([python, "-c", PROBE_SCRIPT], timeout=timeout, max_output=8 * 1024 * 1024)
+    if result.truncated:
+        return {"requested": python, "error": "the target interpreter printed more than 8 MiB; it was cut off"}
     if not result.ok:
         reason = result.error or (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]
         return {"requested": python, "error": f"could not run the target interpreter: {reason}"}

@@ -13,7 +13,7 @@ API_KEY = "k3y-0123456789abcdef"
 def test_redactor_layers():
     redactor = Redactor([TOKEN])
     assert redactor.text(f"token={TOKEN}") == f"token={REDACTED}"
-    assert redactor.text("https://bob:hunter22@example.org/x") == f"https://bob:{REDACTED}@example.org/x"
+    assert redactor.text("https://bob:hunter22@example.org/x") == f"https://{REDACTED}@example.org/x"
     assert redactor.text("hf_" + "a" * 30) == REDACTED  # token-shaped, even if unknown
     assert redactor.env({"OPENAI_API_KEY": "x", "PATH": "/usr/bin"}) == {
         "OPENAI_API_KEY": REDACTED, "PATH": "/usr/bin"}
