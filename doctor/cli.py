@@ -51,11 +51,15 @@ class Fail(Exception):
         self.code = code
 
 
-def _out(text: str) -> None:
-    """Everything printed goes through the redactor: secrets never reach the terminal."""
+def _out(text: str, *, styled: bool = False) -> None:
+    """Everything printed goes through the redactor: secrets never reach the terminal; and
+    control characters are shown, not sent (``styled`` output neutralised its data already
+    and keeps rich's own colour sequences)."""
     from llmdoctor.redact import Redactor
+    from llmdoctor.render.safe_text import neutralise
 
-    sys.stdout.write(Redactor.from_environment().text(text))
+    text = Redactor.from_environment().text(text)
+    sys.stdout.write(text if styled else neutralise(text))
     if not text.endswith("\n"):
         sys.stdout.write("\n")
     sys.stdout.flush()
@@ -63,8 +67,17 @@ def _out(text: str) -> None:
 
 def _err(text: str) -> None:
     from llmdoctor.redact import Redactor
+    from llmdoctor.render.safe_text import neutralise
 
-    sys.stderr.write(Redactor.from_environment().text(text).rstrip("\n") + "\n")
+    sys.stderr.write(neutralise(Redactor.from_environment().text(text)).rstrip("\n") + "\n")
+
+
+def _color() -> bool:
+    """Colour on a terminal, unless NO_COLOR is set to anything (https://no-color.org)."""
+    try:
+        return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    except (ValueError, OSError):
+        return False
 
 
 def _ids(values: Optional[List[str]]) -> list:
@@ -159,9 +172,9 @@ def check(
     else:
         from llmdoctor.render.text import render_diagnosis
 
-        color = sys.stdout.isatty()
+        color = _color()
         _out(render_diagnosis(diagnosis, verbose=verbose, color=color,
-                              ascii_only=not _can_print_unicode()))
+                              ascii_only=not _can_print_unicode()), styled=color)
     raise typer.Exit(diagnosis.exit_code)
 
 
@@ -313,7 +326,7 @@ def fit_command(
         return
     from llmdoctor.render.fit import render_fit
 
-    color = sys.stdout.isatty()
+    color = _color()
     text = render_fit(report, color=color)
     if color:
         from rich.console import Console

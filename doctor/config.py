@@ -8,9 +8,10 @@ and the key, which the CLI prints as one line.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -34,6 +35,7 @@ DEFAULT_THRESHOLDS = {
     "network_timeout_s": 3.0,
     "ram_bandwidth_gb_s": 50.0,  # for CPU decode speed: dual-channel DDR4-3200 is 51.2, DDR5-6000 is 96
 }
+POSITIVE_THRESHOLDS = ("probe_timeout_s", "network_timeout_s", "ram_bandwidth_gb_s")  # divided by, or waited on
 
 
 DEFAULT_HF = {
@@ -69,6 +71,11 @@ class Config:
     models: tuple = ()
     acknowledge: tuple = ()
     hf: dict = field(default_factory=lambda: dict(DEFAULT_HF))
+    # "user" (the user's own config folder) or "project" (./pyproject.toml, ./llmdoctor.toml of
+    # the folder llmdoctor runs in: a cloned repository may hold one). Settings that decide a
+    # machine change (mirrors) are applied only from the user's own configuration or the
+    # command line; a project's are shown with where they came from.
+    origin: Optional[str] = None
 
     def threshold(self, name: str) -> Any:
         return self.thresholds.get(name, DEFAULT_THRESHOLDS.get(name))
@@ -92,7 +99,8 @@ def find_config_file(cwd: Optional[Path] = None) -> tuple:
             data = _read_toml(pyproject)
         except ConfigError:
             data = None
-        if data is None or "llmdoctor" in data.get("tool", {}):
+        tool = data.get("tool") if isinstance(data, dict) else None
+        if data is None or (isinstance(tool, dict) and "llmdoctor" in tool):
             return pyproject, "tool.llmdoctor"
     for candidate in (cwd / "llmdoctor.toml", user_config_file()):
         if candidate.is_file():
@@ -106,6 +114,8 @@ def _read_toml(path: Path) -> dict:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from None
 
@@ -118,8 +128,18 @@ def load_config(path: Optional[Path] = None, cwd: Optional[Path] = None) -> Conf
             return Config()
     data = _read_toml(Path(path))
     if table_key:
-        data = data.get("tool", {}).get("llmdoctor", {})
-    return parse_config(data, str(path), prefix=table_key)
+        tool = data.get("tool", {})
+        if not isinstance(tool, dict):
+            raise ConfigError(f"{path}: tool: must be a table")
+        data = tool.get("llmdoctor", {})
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: tool.llmdoctor: must be a table")
+    user_file = user_config_file()
+    try:
+        origin = "user" if Path(path).resolve() == user_file.resolve() else "project"
+    except OSError:
+        origin = "project"
+    return replace(parse_config(data, str(path), prefix=table_key), origin=origin)
 
 
 def parse_config(data: dict, source: str, prefix: str = "") -> Config:
@@ -145,8 +165,10 @@ def parse_config(data: dict, source: str, prefix: str = "") -> Config:
                 f"{where('thresholds.' + key)}: unknown threshold "
                 f"(expected one of {', '.join(sorted(DEFAULT_THRESHOLDS))})"
             )
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise ConfigError(f"{where('thresholds.' + key)}: must be a non-negative number")
+        if value == 0 and key in POSITIVE_THRESHOLDS:
+            raise ConfigError(f"{where('thresholds.' + key)}: must be greater than 0")
         thresholds[key] = value
 
     models = []
@@ -161,7 +183,8 @@ def parse_config(data: dict, source: str, prefix: str = "") -> Config:
         if unknown:
             raise ConfigError(f"{where(key + '.' + sorted(unknown)[0])}: unknown key")
         size = item.get("size_gb")
-        if size is not None and (isinstance(size, bool) or not isinstance(size, (int, float)) or size <= 0):
+        if size is not None and (isinstance(size, bool) or not isinstance(size, (int, float))
+                                 or not math.isfinite(size) or size <= 0):
             raise ConfigError(f"{where(key + '.size_gb')}: must be a positive number")
         models.append(ModelOfInterest(name=item["name"], size_gb=size))
 

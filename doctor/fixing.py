@@ -170,7 +170,11 @@ def _one_fix(session: FixSession, fix, snapshot: dict, diagnosis) -> tuple:
     context = FixContext(facts=snapshot["facts"], findings=diagnosis.all_findings(),
                          platform=snapshot["platform"], python=session.python, config=session.config,
                          options=session.options)
-    plan = fix.plan(context)
+    try:
+        plan = fix.plan(context)
+    except ValueError as exc:  # a value no startup file can carry, say
+        out(f"✗ {fix.id}: no plan: {exc}")
+        return EXIT_PROBLEMS, None
     executor = _executor(snapshot)
     plan.actions = executor.effective(plan.actions)  # drop what is already so
     if plan.is_empty:
@@ -237,6 +241,9 @@ def _apply_one(session: FixSession, fix, plan, executor, snapshot: dict) -> int:
 
     out = session.out
     afterwards = plan.after_change(fix.afterwards)
+    if not plan.actions and session.dry_run:
+        out(f"(dry run: nothing to apply; only the manual steps above remain for '{fix.id}')")
+        return EXIT_OK
     if not plan.actions:
         verdict, code = verify(session, fix, afterwards)
         if code == EXIT_OK and afterwards == "new-terminal":  # startup files already clean, this terminal stale

@@ -22,22 +22,53 @@ def startup_file(shell: str, home: str) -> str:
     return os.path.join(home, relative)
 
 
+def _unsafe_character(value: str) -> Optional[str]:
+    for character in value:
+        code = ord(character)
+        if code < 0x20 or code == 0x7F or 0x80 <= code <= 0x9F or character in "\u2028\u2029":
+            return f"U+{code:04X}"
+    return None
+
+
+def quote_for_shell(shell: str, value: str) -> str:
+    """``value`` as one literal word for ``shell``'s startup file.
+
+    POSIX shells (sh, bash, zsh, ksh, dash): single quotes, in which nothing is special
+    (https://pubs.opengroup.org/onlinepubs/9799919799/utilities/V3_chap02.html#tag_19_02_02).
+    fish: single quotes too, but there ``\\'`` and ``\\\\`` are escapes
+    (https://fishshell.com/docs/current/language.html#quotes), so both are escaped, not
+    POSIX-quoted (a POSIX-quoted ``\\'`` ends fish's string early and runs what follows).
+    Control characters and line separators are refused: no startup file carries them safely.
+    """
+    bad = _unsafe_character(value)
+    if bad:
+        raise ValueError(f"it contains a control character ({bad})")
+    if os.path.basename(shell or "") == "fish":
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return shlex.quote(value)
+
+
 def block_lines(name: str, shell: str, variables: dict, path_prepend: Optional[str] = None,
                 library_path_prepend: tuple = ()) -> list:
     """The lines of a marked block setting ``variables`` (and putting a folder first on PATH,
-    and folders first on LD_LIBRARY_PATH)."""
+    and folders first on LD_LIBRARY_PATH), each value quoted for ``shell``. Raises
+    ``ValueError`` for a value no shell can carry (see :func:`quote_for_shell`)."""
     fish = os.path.basename(shell or "") == "fish"
+
+    def q(value: str) -> str:
+        return quote_for_shell(shell, value)
+
     lines = [BEGIN.format(name=name) + " (managed by 'llmdoctor fix'; undo with 'llmdoctor undo')"]
     for key, value in variables.items():
-        lines.append(f"set -gx {key} {shlex.quote(value)}" if fish else f"export {key}={shlex.quote(value)}")
+        lines.append(f"set -gx {key} {q(value)}" if fish else f"export {key}={q(value)}")
     if path_prepend:
         if fish:
-            lines.append(f"fish_add_path --prepend --move {shlex.quote(path_prepend)}")
+            lines.append(f"fish_add_path --prepend --move {q(path_prepend)}")
         else:
-            quoted = shlex.quote(path_prepend)
+            quoted = q(path_prepend)
             lines.append(f'case ":$PATH:" in *:{quoted}:*) ;; *) export PATH={quoted}":$PATH" ;; esac')
     for folder in reversed(library_path_prepend):  # the first named ends up first
-        quoted = shlex.quote(folder)
+        quoted = q(folder)
         if fish:
             lines.append(f"contains -- {quoted} $LD_LIBRARY_PATH; or set -gx --path LD_LIBRARY_PATH {quoted} "
                          "$LD_LIBRARY_PATH")

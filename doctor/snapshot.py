@@ -40,22 +40,53 @@ def write_snapshot(snapshot: dict, path: Path) -> None:
     path.write_text(text + "\n", encoding="utf-8")
 
 
+MAX_NESTING = 64  # far deeper than any snapshot llmdoctor writes
+
+
 def load_snapshot(path: Path) -> dict:
+    """A snapshot from a regular file of at most ``MAX_SNAPSHOT_BYTES`` (never a FIFO or a
+    device: ``/dev/zero`` would be read until memory runs out, a FIFO would block)."""
+    import stat
+
     try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise SnapshotError(f"{path}: cannot read snapshot: {exc.strerror or exc}") from None
-    if size > MAX_SNAPSHOT_BYTES:
-        raise SnapshotError(f"{path}: {size} bytes is too large for a snapshot")
+        info = path.stat()
+    except (OSError, ValueError) as exc:
+        raise SnapshotError(f"{path}: cannot read snapshot: {getattr(exc, 'strerror', None) or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise SnapshotError(f"{path}: not a regular file")
+    if info.st_size > MAX_SNAPSHOT_BYTES:
+        raise SnapshotError(f"{path}: {info.st_size} bytes is too large for a snapshot")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_SNAPSHOT_BYTES + 1)
+        if len(raw) > MAX_SNAPSHOT_BYTES:
+            raise SnapshotError(f"{path}: too large for a snapshot")
+        text = raw.decode("utf-8")
+        if _nesting(text) > MAX_NESTING:
+            raise SnapshotError(f"{path}: not a snapshot (nested more than {MAX_NESTING} levels deep)")
+        data = json.loads(text)
     except UnicodeDecodeError:
         raise SnapshotError(f"{path}: not a snapshot (not UTF-8 text)") from None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise SnapshotError(f"{path}: not a snapshot (invalid JSON: {exc})") from None
     except OSError as exc:
         raise SnapshotError(f"{path}: cannot read snapshot: {exc.strerror or exc}") from None
     return validate_snapshot(data, str(path))
+
+
+def _nesting(text: str) -> int:
+    """How deep brackets nest (strings included: an over-estimate is harmless)."""
+    depth = deepest = 0
+    for character in text:
+        if character in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_NESTING:
+                    break
+        elif character in "]}":
+            depth -= 1
+    return deepest
 
 
 def validate_snapshot(data, where: str) -> dict:
@@ -74,9 +105,21 @@ def validate_snapshot(data, where: str) -> dict:
             raise SnapshotError(f"{where}: snapshot has no '{key}' object")
     if not isinstance(data["platform"].get("system"), str):
         raise SnapshotError(f"{where}: snapshot platform has no 'system'")
+    for key, value in data["platform"].items():
+        if key in PLATFORM_STRINGS and value is not None and not isinstance(value, str):
+            raise SnapshotError(f"{where}: platform.{key} must be a string")
+        if key in PLATFORM_FLAGS and value is not None and not isinstance(value, bool):
+            raise SnapshotError(f"{where}: platform.{key} must be true or false")
     for check_id, facts in data["facts"].items():
         if not isinstance(facts, dict):
             raise SnapshotError(f"{where}: facts of '{check_id}' are not an object")
-    data.setdefault("target", {})
-    data.setdefault("probes", {})
+    for key in ("target", "probes"):
+        data.setdefault(key, {})
+        if not isinstance(data[key], dict):
+            raise SnapshotError(f"{where}: snapshot '{key}' is not an object")
     return data
+
+
+PLATFORM_STRINGS = ("system", "release", "version", "machine", "shell", "home", "python", "python_executable",
+                    "notebook")
+PLATFORM_FLAGS = ("is_admin", "wsl")

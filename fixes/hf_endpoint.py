@@ -17,7 +17,7 @@ from typing import Optional
 from llmdoctor.actions import BroadcastEnvironment, SetEnvVar, SetJsonValue, SetShellBlock
 from llmdoctor.checks.hf_endpoint import _network_findings, probe_hf
 from llmdoctor.models import Fix, FixContext, Plan
-from llmdoctor.shellenv import block_lines, new_terminal_reprobe, startup_file
+from llmdoctor.shellenv import block_lines, new_terminal_reprobe, quote_for_shell, startup_file
 
 
 def candidates(options: dict, config) -> list:
@@ -25,6 +25,14 @@ def candidates(options: dict, config) -> list:
     if mirror:
         return [mirror]
     return list((config.hf if config is not None else {}).get("mirrors", []))
+
+
+def _named_by_a_project(context: FixContext) -> Optional[str]:
+    """The project file that named the mirrors, when the user did not (``--mirror``)."""
+    config = context.config
+    if context.options.get("mirror") or config is None or getattr(config, "origin", None) != "project":
+        return None
+    return config.source
 
 
 def _verdict(steps: dict, repo: str) -> Optional[str]:
@@ -55,6 +63,16 @@ def plan(context: FixContext) -> Plan:
     endpoint = min(passing, key=lambda pair: pair[1])[0]
     result.notes.append(f"{endpoint} passed: API, file metadata (X-Repo-Commit, ETag) and the large-file "
                         "hosts all answer.")
+    project = _named_by_a_project(context)
+    if project:
+        result.notes.append(f"{endpoint} is named by {project}, a project's file, not by you.")
+        result.unsafe = (f"the mirror comes from {project}, not from you; apply it with --mirror {endpoint} "
+                         "if you trust it")
+    try:
+        quote_for_shell(context.platform.get("shell", ""), endpoint)
+    except ValueError as exc:
+        result.manual_steps.append(f"{endpoint!r} cannot be written into a startup file safely: {exc}")
+        return result
     if context.platform.get("system") == "windows":
         result.actions += [SetEnvVar("user", "HF_ENDPOINT", endpoint, "REG_SZ"), BroadcastEnvironment()]
     else:

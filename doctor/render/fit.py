@@ -29,6 +29,12 @@ def render_fit(report, color: bool = False, width: int = 40) -> str:
     spec = report.model
     lines = []
     title = f"{spec.name} — {spec.source}, {spec.arch} {spec.quantization}".rstrip()
+    if color:  # names come from the file: never markup, never control characters
+        from rich.markup import escape
+
+        from llmdoctor.render.safe_text import neutralise
+
+        title = escape(neutralise(title))
     lines.append(f"[bold]{title}[/bold]" if color else title)
     if spec.estimate:
         lines.append("  a rough estimate from the name alone: give a GGUF file, a folder or org/repo for exact figures")

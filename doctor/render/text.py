@@ -50,7 +50,12 @@ def render_diagnosis(diagnosis, verbose: bool = False, color: bool = False,
     buffer = io.StringIO()
     if color:
         from rich.console import Console
-        from rich.markup import escape
+        from rich.markup import escape as rich_escape
+
+        from llmdoctor.render.safe_text import neutralise
+
+        def escape(text: str) -> str:
+            return rich_escape(neutralise(text))
 
         console = Console(file=buffer, force_terminal=True, width=width, highlight=False, soft_wrap=True)
     else:
