@@ -24,6 +24,7 @@ from llmdoctor.checks import bnb_knowledge as bnb
 from llmdoctor.checks.cuda_knowledge import driver_verdict, parse_version, text
 from llmdoctor.checks.nvidia_driver import driver_max_cuda, gpus
 from llmdoctor.checks.torch import probe_torch
+from llmdoctor.fileio import FileIOError, read_shell_lines
 from llmdoctor.models import Check, Finding, ProbeContext, RuleContext, SmokeTest
 
 DEFAULT_LIBRARY_DIRS = ("/lib", "/usr/lib", "/lib64", "/usr/lib64", "/usr/lib/x86_64-linux-gnu",
@@ -95,8 +96,8 @@ def override_sources(environment: dict) -> list:
     for relative in STARTUP_FILES:
         path = os.path.join(home, relative)
         try:
-            lines = Path(path).read_text(encoding="utf-8", errors="surrogateescape").splitlines()
-        except OSError:
+            lines = read_shell_lines(path, errors="surrogateescape")
+        except FileIOError:
             continue
         for number, line in enumerate(lines, 1):
             if re.match(r"\s*(export\s+|set\s+-gx\s+)?BNB_CUDA_VERSION[=\s]", line):

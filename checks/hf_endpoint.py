@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import urlsplit
 
+from llmdoctor.fileio import FileIOError, read_shell_lines
 from llmdoctor.models import Check, Finding, ProbeContext, RuleContext, SmokeTest
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -111,8 +112,8 @@ def _where_set(environ: dict) -> dict:
                  ".config/fish/config.fish"):
         path = home / name
         try:
-            lines = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.is_file() else []
-        except OSError:
+            lines = read_shell_lines(path)
+        except FileIOError:
             continue
         for number, line in enumerate(lines, start=1):
             match = SETTING.match(line)

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Callable, Optional
 
+from llmdoctor.fileio import FileIOError, read_shell_lines
 from llmdoctor.models import Check, Finding, ProbeContext, RuleContext
 from llmdoctor.redact import REDACTED, is_secret_name
 
@@ -156,14 +157,12 @@ def _startup_sources(home: Path) -> list:
     candidates = [home / name for name in POSIX_STARTUP_FILES] + [Path(p) for p in SYSTEM_STARTUP_FILES]
     for path in candidates:
         try:
-            if not path.is_file() or path.stat().st_size > 1_000_000:
-                continue
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
+            text_lines = read_shell_lines(path)
+        except FileIOError:
             continue
         lines = [
-            {"line": number, "text": line.rstrip("\n")[:2000]}
-            for number, line in enumerate(text.splitlines(), start=1)
+            {"line": number, "text": line[:2000]}
+            for number, line in enumerate(text_lines, start=1)
             if "PATH" in line and not line.lstrip().startswith("#")
         ]
         if lines:

@@ -478,6 +478,12 @@ class _FileAction(Action):
         return reversed_content, True
 
     def reverse_problem(self, env: ActionEnv, state: dict) -> Optional[str]:
+        target = state.get("target")
+        if not isinstance(target, str) or target != fileio.resolve_target(self.file):
+            return (f"{self.file} no longer leads to {target} (a link changed since the fix, or the journal "
+                    "entry does not match its action); nothing is written there")
+        if os.path.islink(target):
+            return f"{target} is now a symbolic link; undo never writes through one it did not write through"
         try:
             self._reversed_content(state)
         except (textedit.EditConflict, fileio.FileIOError, ActionError) as exc:
@@ -550,21 +556,52 @@ class ReplaceLine(_TextEdit):
     def describe(self) -> str:
         return f"edit {self.path} line {self.line}" + (f" ({self.reason})" if self.reason else "")
 
+    @property
+    def masked(self) -> bool:
+        """Planned from redacted facts: the line holds a secret the plan never saw."""
+        from llmdoctor.redact import REDACTED
+
+        return REDACTED in self.old
+
+    def _live_pair(self, live: Optional[str]) -> tuple:
+        """(old, new) for the line as it is on disk. A masked plan's placeholders stand for
+        whatever the live line holds there; the new line gets the same values back."""
+        if not self.masked or live is None:
+            return self.old, self.new
+        import re
+
+        from llmdoctor.redact import REDACTED
+
+        pieces = self.old.split(REDACTED)
+        match = re.fullmatch("(.+?)".join(re.escape(p) for p in pieces), live, re.DOTALL)
+        if match is None or self.new.count(REDACTED) != len(match.groups()):
+            return self.old, self.new
+        new_pieces = self.new.split(REDACTED)
+        new = new_pieces[0] + "".join(value + rest for value, rest in zip(match.groups(), new_pieces[1:]))
+        return live, new
+
     def _new_content(self, current: Optional[bytes]) -> bytes:
         text = _decode(current)
-        if textedit.read_line(text, self.line) == self.new:
+        live = textedit.read_line(text, self.line)
+        old, new = self._live_pair(live)
+        if live == new:
             return current
         try:
-            return _encode(textedit.replace_line(text, self.line, self.old, self.new))
+            return _encode(textedit.replace_line(text, self.line, old, new))
         except textedit.EditConflict:
             raise ActionError(f"line {self.line} changed since it was diagnosed; run the check again") from None
 
     def bash(self) -> list:
+        if self.masked:  # a runnable script never holds a placeholder that would replace the secret
+            return [f"#   line {self.line} of {self.path} holds a secret (masked here); llmdoctor edits it itself",
+                    f"#   was: {self.old}", f"#   new: {self.new}"]
         # GNU sed's "Nc\" command replaces line N; backslashes in the text are doubled
         program = str(self.line) + "c\\\n" + self.new.replace("\\", "\\\\")
         return [f"#   was: {self.old}", f"sed -i {shlex.quote(program)} {shlex.quote(self.path)}"]
 
     def powershell(self) -> list:
+        if self.masked:
+            return [f"# line {self.line} of {self.path} holds a secret (masked here); llmdoctor edits it itself"]
         return [f"$lines = Get-Content -LiteralPath {ps_quote(self.path)}",
                 f"$lines[{self.line - 1}] = {ps_quote(self.new)}",
                 f"Set-Content -LiteralPath {ps_quote(self.path)} -Value $lines"]

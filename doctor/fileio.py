@@ -43,6 +43,16 @@ def shell_lines(text: str) -> list:
     return result
 
 
+def read_shell_lines(path, limit: int = MAX_EDIT_BYTES, errors: str = "replace") -> list:
+    """The lines of a text file as the shell reads them (``\n`` only; a CR before it dropped),
+    without their endings; [] when there is no regular file. Raises :class:`FileIOError` for a
+    file over ``limit``, so the caller can name it rather than skip it silently."""
+    data = read_existing(str(path), limit)
+    if data is None:
+        return []
+    return [line_text(line).rstrip("\r") for line in shell_lines(data.decode("utf-8", errors=errors))]
+
+
 def line_text(line: str) -> str:
     """A line without its ending (``\\n`` and a CR before it)."""
     return line[:-1] if line.endswith("\n") else line

@@ -207,7 +207,7 @@ def _one_fix(session: FixSession, fix, snapshot: dict, diagnosis) -> tuple:
         from llmdoctor.shellenv import login_shell_environment
 
         before_terminals = login_shell_environment()
-    code = _apply_one(session, fix, plan, executor, snapshot)
+    code = _apply_one(session, fix, plan, executor, snapshot, shell_started=before_terminals is not None)
     changed = before_terminals if code == EXIT_OK and plan.actions and not session.dry_run else None
     return code, changed
 
@@ -235,7 +235,7 @@ def _adopt_new_terminal_environment(before: dict) -> None:
             os.environ[name] = new
 
 
-def _apply_one(session: FixSession, fix, plan, executor, snapshot: dict) -> int:
+def _apply_one(session: FixSession, fix, plan, executor, snapshot: dict, *, shell_started: bool = False) -> int:
     from llmdoctor.executor import FixError
     from llmdoctor.journal import JournalRecord
 
@@ -282,9 +282,31 @@ def _apply_one(session: FixSession, fix, plan, executor, snapshot: dict) -> int:
     except FixError as exc:
         out(f"✗ {fix.id}: not fixed: {exc}")
         return EXIT_PROBLEMS
+    if shell_started and not _new_shell_starts():
+        _roll_back(executor, record, out)
+        out(f"✗ {fix.id}: rolled back: with the change, a new login shell no longer started")
+        return EXIT_PROBLEMS
     verdict, code = verify(session, fix, afterwards)
     out(f"{verdict} (journal {record.id}; undo with 'llmdoctor undo {fix.id}')")
+    if code != EXIT_OK and session.interactive and not session.yes and _ask("Roll the change back?"):
+        _roll_back(executor, record, out)
     return code
+
+
+def _new_shell_starts() -> bool:
+    from llmdoctor.shellenv import login_shell_environment
+
+    return login_shell_environment() is not None
+
+
+def _roll_back(executor, record, out: Callable) -> None:
+    from llmdoctor.executor import UndoRefused
+
+    try:
+        executor.undo(record)
+        out(f"  rolled back: {record.id}")
+    except UndoRefused as refused:  # pragma: no cover - only if the file changed meanwhile
+        out("  could not roll back: " + "; ".join(refused.problems))
 
 
 def verify(session: FixSession, fix, afterwards: str) -> tuple:

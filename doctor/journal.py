@@ -15,6 +15,7 @@ import datetime as _dt
 import json
 import os
 import secrets
+import stat
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,7 +67,10 @@ class JournalRecord:
         now = _dt.datetime.now(_dt.timezone.utc)
         record_id = f"{now.strftime('%Y%m%dT%H%M%S')}-{fix_id}-{secrets.token_hex(2)}"
         folder = journal_dir()
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise JournalError(f"cannot create the journal folder {folder}: {exc.strerror or exc}") from None
         data = {"version": RECORD_VERSION, "id": record_id, "fix": fix_id, "summary": summary, "platform": platform,
                 "created": now.isoformat(timespec="seconds"), "sequence": time.time_ns(), "status": "in-progress",
                 "entries": []}
@@ -77,12 +81,20 @@ class JournalRecord:
     def save(self) -> None:
         # before-states can hold file contents: keep the journal private to the user
         temporary = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        with open(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(self.data, handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.path)
+        try:
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                                 0o600)
+            with open(descriptor, "w", encoding="utf-8") as handle:
+                json.dump(self.data, handle, indent=2)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self.path)
+        except OSError as exc:
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass
+            raise JournalError(f"cannot write the journal {self.path}: {exc.strerror or exc}") from None
 
     def begin(self, action: dict, data: dict) -> dict:
         entry = {"action": action, "data": data, "state": "pending"}
@@ -133,13 +145,31 @@ def load_records(*, damaged: Optional[list] = None) -> list:
         except (OSError, ValueError, RecursionError) as exc:
             problem = f"unreadable ({type(exc).__name__})"
         else:
-            problem = _valid(data)
+            problem = _valid(data) or _foreign(path)
             if problem is None:
                 records.append(JournalRecord(path, data))
                 continue
         if damaged is not None:
             damaged.append(f"{path.name}: {problem}")
     return sorted(records, key=lambda r: (r.data.get("sequence", 0), r.data.get("created", "")))
+
+
+def _foreign(path: Path) -> Optional[str]:
+    """Why a record file must not be trusted: someone else owns it, or others may write it
+    (undo writes where a record says; root running undo must not follow a user's record)."""
+    if not hasattr(os, "geteuid"):  # pragma: no cover - Windows: the profile folder's ACLs
+        return None
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    if info.st_uid != os.geteuid():
+        return f"owned by uid {info.st_uid}, not by you"
+    if info.st_mode & 0o022:
+        return "writable by others"
+    return None
 
 
 LOCK_WAIT_S = 5.0
@@ -150,9 +180,12 @@ def journal_lock(wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
     """Hold the journal for one ``fix`` or ``undo``: never two writers on one user's files.
     Waits up to ``wait_s`` for another run to finish, then raises :class:`JournalError`."""
     folder = state_dir()
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = folder / "journal.lock"
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except OSError as exc:
+        raise JournalError(f"cannot use the journal in {folder}: {exc.strerror or exc}") from None
     try:
         deadline = time.monotonic() + wait_s
         while not _try_lock(descriptor):

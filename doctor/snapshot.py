@@ -37,7 +37,9 @@ def new_snapshot(platform: dict, target: dict, facts: dict, probe_meta: dict) ->
 
 def write_snapshot(snapshot: dict, path: Path) -> None:
     text = json.dumps(snapshot, indent=2, sort_keys=True, ensure_ascii=False)
-    path.write_text(text + "\n", encoding="utf-8")
+    # bytes that were not UTF-8 (in PATH, say) are lone surrogates here; backslashreplace
+    # writes them as \udcXX, which is the same string again in JSON
+    path.write_bytes((text + "\n").encode("utf-8", errors="backslashreplace"))
 
 
 MAX_NESTING = 64  # far deeper than any snapshot llmdoctor writes
