@@ -83,7 +83,10 @@ def _color() -> bool:
 def _ids(values: Optional[List[str]]) -> list:
     ids = []
     for value in values or []:
-        ids.extend(part.strip() for part in value.split(",") if part.strip())
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        if not parts:
+            raise Fail(f"an empty list of ids ({value!r}): name at least one")
+        ids.extend(parts)
     return ids
 
 
@@ -207,7 +210,9 @@ def collect(
     from llmdoctor.redact import Redactor
 
     try:
-        output.write_text(Redactor.from_environment().text(text) + "\n", encoding="utf-8")
+        # bytes that were not UTF-8 (in PATH, say) are lone surrogates: written as \udcXX, the
+        # same string again when the snapshot is read
+        output.write_bytes((Redactor.from_environment().text(text) + "\n").encode("utf-8", "backslashreplace"))
     except OSError as exc:
         raise Fail(f"{output}: cannot write the snapshot: {exc.strerror or exc}", EXIT_PROBLEMS) from None
     _err(f"wrote the snapshot of {len(data['facts'])} checks to {output}")
@@ -386,6 +391,9 @@ def smoke(
 def main() -> None:
     from llmdoctor.errors import UserError
 
+    for name, mode in (("stdin", "r"), ("stdout", "w"), ("stderr", "w")):
+        if getattr(sys, name) is None:  # started with a closed stream (>&-): as if /dev/null
+            setattr(sys, name, open(os.devnull, mode))  # noqa: SIM115 - lives as long as the process
     for stream in (sys.stdout, sys.stderr):  # odd bytes in PATH must not crash the report
         try:
             stream.reconfigure(errors="backslashreplace")
@@ -406,6 +414,12 @@ def main() -> None:
     except KeyboardInterrupt:
         _err("llmdoctor: interrupted")
         sys.exit(130)
+    except BrokenPipeError:  # the reader went away (| head): nothing more to say
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the interpreter's final flush is quiet
+        except OSError:
+            pass
+        sys.exit(EXIT_PROBLEMS)
     except Exception as exc:  # click's usage errors and anything unforeseen: one line, no traceback
         _handle_other(exc)
 

@@ -34,6 +34,37 @@ class FitError(Exception):
     pass
 
 
+# What a header may claim, with room far above any real model (the largest published ones
+# have about 130 layers, 16,384-wide embeddings, 128 heads, 256K vocabularies, 10M-token
+# contexts and 256 experts). A figure outside is a damaged or hostile file, refused by name
+# before anything is sized by it.
+LIMITS = {
+    "layers": (1, 4096), "embedding length": (1, 1 << 18), "attention heads": (0, 1 << 14),
+    "key/value heads": (0, 1 << 14), "head size": (1, 1 << 16), "context length": (1, 1 << 28),
+    "vocabulary": (0, 1 << 24), "experts": (0, 1 << 14), "experts used": (0, 1 << 14),
+    "sliding window": (0, 1 << 28),
+}
+MAX_CTX = LIMITS["context length"][1]
+
+
+def plausible(value, what: str, name: str) -> int:
+    """``value`` as a whole number within ``LIMITS[what]``, else a one-line :class:`FitError`."""
+    low, high = LIMITS[what]
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise FitError(f"{name}: the {what} is not a number ({type(value).__name__})")
+    try:
+        number = float(value) if isinstance(value, (float, str)) else value
+    except ValueError:
+        raise FitError(f"{name}: the {what} is not a number ({value!r:.40})") from None
+    if isinstance(number, float) and (number != number or number in (float("inf"), float("-inf"))
+                                      or number != int(number)):
+        raise FitError(f"{name}: the {what} is not a whole number ({value!r:.40})")
+    number = int(number)
+    if not low <= number <= high:
+        raise FitError(f"{name}: the {what} is {number:,}, outside {low:,}-{high:,} (a damaged file?)")
+    return number
+
+
 @dataclass
 class ModelSpec:
     name: str
@@ -81,16 +112,18 @@ def spec_from_gguf(header, name: str, source: str) -> ModelSpec:
     def key(suffix, default=None):
         return meta.get(f"{arch}.{suffix}", default)
 
-    n_layer = int(key("block_count", 0) or 0)
-    n_embd = int(key("embedding_length", 0) or 0)
-    if not n_layer or not n_embd:
+    if key("block_count") is None or key("embedding_length") is None:
         raise FitError(f"{name}: the GGUF lacks {arch}.block_count or {arch}.embedding_length")
-    heads = _per_layer(key("attention.head_count", 0), n_layer)
-    heads_kv = _per_layer(key("attention.head_count_kv", None), n_layer) if key("attention.head_count_kv") \
-        is not None else list(heads)
+    n_layer = plausible(key("block_count"), "layers", name)
+    n_embd = plausible(key("embedding_length"), "embedding length", name)
+    heads = _per_layer(key("attention.head_count", 0), n_layer, "attention heads", name)
+    heads_kv = _per_layer(key("attention.head_count_kv", None), n_layer, "key/value heads", name) \
+        if key("attention.head_count_kv") is not None else list(heads)
+    if not any(heads):
+        raise FitError(f"{name}: the GGUF gives no layer any attention heads")
     first_heads = next((h for h in heads if h), 1)
-    head_k = int(key("attention.key_length", 0) or (n_embd // first_heads))
-    head_v = int(key("attention.value_length", 0) or head_k)
+    head_k = plausible(key("attention.key_length", 0) or max(1, n_embd // first_heads), "head size", name)
+    head_v = plausible(key("attention.value_length", 0) or head_k, "head size", name)
     layer_bytes, expert_bytes = [0] * n_layer, [0] * n_layer
     embd = output = other = 0
     vocab = 0
@@ -115,7 +148,7 @@ def spec_from_gguf(header, name: str, source: str) -> ModelSpec:
         vocab = vocab or tokens.get("array_length", 0)
     elif isinstance(tokens, list):
         vocab = vocab or len(tokens)
-    window = int(key("attention.sliding_window", 0) or 0)
+    window = plausible(key("attention.sliding_window", 0) or 0, "sliding window", name)
     pattern = key("attention.sliding_window_pattern")
     if isinstance(pattern, list) and len(pattern) == n_layer:
         swa = [bool(p) for p in pattern]
@@ -125,18 +158,23 @@ def spec_from_gguf(header, name: str, source: str) -> ModelSpec:
     else:
         swa = [False] * n_layer  # unknown pattern: count every layer as global (an overestimate)
     return ModelSpec(
-        name=name, source=source, arch=arch, n_layer=n_layer, n_embd=n_embd, n_vocab=int(vocab or 0),
-        n_head=heads, n_head_kv=heads_kv, head_dim_k=head_k, head_dim_v=head_v,
-        ctx_train=int(key("context_length", 4096) or 4096), layer_bytes=layer_bytes, embd_bytes=embd,
-        output_bytes=output + other, expert_bytes=expert_bytes, expert_count=int(key("expert_count", 0) or 0),
-        expert_used=int(key("expert_used_count", 0) or 0), swa_layers=swa, sliding_window=window,
+        name=name, source=source, arch=arch, n_layer=n_layer, n_embd=n_embd,
+        n_vocab=plausible(vocab or 0, "vocabulary", name), n_head=heads, n_head_kv=heads_kv, head_dim_k=head_k,
+        head_dim_v=head_v, ctx_train=plausible(key("context_length", 4096) or 4096, "context length", name),
+        layer_bytes=layer_bytes, embd_bytes=embd, output_bytes=output + other, expert_bytes=expert_bytes,
+        expert_count=plausible(key("expert_count", 0) or 0, "experts", name),
+        expert_used=plausible(key("expert_used_count", 0) or 0, "experts used", name), swa_layers=swa,
+        sliding_window=window,
         quantization=_dominant_type(header), bytes_read=header.header_bytes)
 
 
-def _per_layer(value, n_layer: int) -> list:
+def _per_layer(value, n_layer: int, what: str, name: str) -> list:
     if isinstance(value, list):
-        return [int(v) for v in value][:n_layer] + [int(value[-1])] * max(0, n_layer - len(value))
-    return [int(value or 0)] * n_layer
+        if not value:
+            raise FitError(f"{name}: the {what} per layer is an empty list")
+        values = [plausible(v, what, name) for v in value[:n_layer]]
+        return values + [values[-1]] * max(0, n_layer - len(values))
+    return [plausible(value or 0, what, name)] * n_layer
 
 
 def _dominant_type(header) -> str:
@@ -284,9 +322,11 @@ def fit(spec: ModelSpec, gpus: list, ram_available: int, ctx: Optional[int] = No
         gpu_layers: Optional[int] = None, ram_bandwidth: float = 50.0) -> FitReport:
     if kv_type not in KV_BYTES:
         raise FitError(f"--kv-type must be one of {', '.join(KV_BYTES)}")
+    if ctx is not None and not 0 < ctx <= MAX_CTX:
+        raise FitError(f"--ctx must be a number of tokens from 1 to {MAX_CTX:,}")
+    if gpu_layers is not None and gpu_layers < 0:
+        raise FitError("--gpu-layers must be 0 or more")
     ctx = int(ctx or min(spec.ctx_train, 8192))
-    if ctx <= 0:
-        raise FitError("--ctx must be a positive number of tokens")
     flash = kv_type != "f16"
     kv = sum(kv_bytes_per_layer(spec, ctx, kv_type))
     compute = compute_buffer(spec, ctx, flash)

@@ -192,7 +192,38 @@ def read_header(fetch: Callable[[int, int], bytes], limit: int = 64 << 20) -> GG
         shape = tuple(cursor.unpack("<Q") for _ in range(n_dims))
         header.tensors.append(TensorInfo(name, shape, cursor.unpack("<I"), cursor.unpack("<Q")))
     header.header_bytes = cursor.position
+    for tensor in header.tensors:
+        check_tensor(tensor)
     return header
+
+
+MAX_ELEMENTS = 1 << 42  # four trillion: no real tensor comes close
+
+
+def check_tensor(tensor: TensorInfo) -> None:
+    """What llama.cpp would refuse, refused here by name: an unknown type, rows that are not
+    a whole number of the type's blocks (ggml requires ``ne[0] % block_size == 0``), and
+    shapes no file can hold."""
+    if tensor.type_id not in QUANT_SIZES:
+        raise GGUFError(f"tensor {tensor.name} has unknown ggml type {tensor.type_id}")
+    name, block, _ = QUANT_SIZES[tensor.type_id]
+    if any(dim <= 0 for dim in tensor.shape) or tensor.n_elements > MAX_ELEMENTS:
+        raise GGUFError(f"tensor {tensor.name} has an impossible shape {list(tensor.shape)}")
+    if tensor.shape and tensor.shape[0] % block:
+        raise GGUFError(f"tensor {tensor.name}: rows of {tensor.shape[0]:,} are not a multiple of {name}'s block "
+                        f"of {block} (llama.cpp refuses to load it)")
+
+
+def check_data_fits(header: GGUFHeader, file_size: int) -> None:
+    """Every tensor's data lies inside the file (after the aligned header)."""
+    alignment = header.get("general.alignment", 32)
+    if not isinstance(alignment, int) or isinstance(alignment, bool) or alignment <= 0 or alignment > 1 << 20:
+        raise GGUFError(f"general.alignment is {alignment!r} (damaged file)")
+    start = -(-header.header_bytes // alignment) * alignment
+    for tensor in header.tensors:
+        if start + tensor.offset + tensor.n_bytes > file_size:
+            raise GGUFError(f"tensor {tensor.name}: its data runs past the end of the file "
+                            f"({start + tensor.offset + tensor.n_bytes:,} > {file_size:,} bytes; truncated download?)")
 
 
 def read_local(path) -> GGUFHeader:
@@ -208,6 +239,8 @@ def read_local(path) -> GGUFHeader:
             return handle.read(length)
 
         try:
-            return read_header(fetch, limit=min(size, 256 << 20))
+            header = read_header(fetch, limit=min(size, 256 << 20))
+            check_data_fits(header, size)
+            return header
         except GGUFError as exc:
             raise GGUFError(f"{path}: {exc}") from None

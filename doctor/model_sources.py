@@ -14,7 +14,7 @@ import struct
 from pathlib import Path
 from typing import Callable, Optional
 
-from llmdoctor.fit import FitError, ModelSpec, spec_from_gguf
+from llmdoctor.fit import FitError, ModelSpec, plausible, spec_from_gguf
 from llmdoctor.gguf_header import GGUFError, read_header, read_local
 
 SAFETENSORS_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
@@ -31,38 +31,57 @@ SHAPES = [(0.5, 24, 896, 14, 2), (1.5, 28, 1536, 12, 2), (3, 28, 3072, 24, 8), (
 
 # ----------------------------------------------------------------------------- safetensors
 
+MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
+MAX_HUB_FILES = 64  # safetensors shards read for one remote model
+MAX_HUB_HEADER_BYTES = 256 * 1024 * 1024  # all their headers together
+
 
 def safetensors_header(fetch: Callable[[int, int], bytes], name: str) -> dict:
     raw = fetch(0, 8)
     if len(raw) < 8:
         raise FitError(f"{name}: not a safetensors file (too short)")
     length = struct.unpack("<Q", raw)[0]
-    if length > 100 * 1024 * 1024:
+    if length > MAX_SAFETENSORS_HEADER:
         raise FitError(f"{name}: a {length:,}-byte safetensors header (damaged file)")
+    data = fetch(8, length)
+    if len(data) < length:
+        raise FitError(f"{name}: its safetensors header claims {length:,} bytes but the file ends sooner")
     try:
-        return json.loads(fetch(8, length).decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
+        header = json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise FitError(f"{name}: not a safetensors file (its header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise FitError(f"{name}: its safetensors header is not a JSON object")
+    return header
 
 
 def spec_from_safetensors(config: dict, headers: list, name: str, source: str, bytes_read: int) -> ModelSpec:
+    if not isinstance(config, dict):
+        raise FitError(f"{name}: config.json is not a JSON object")
     text = config.get("text_config") or config
-    try:
-        n_layer = int(text["num_hidden_layers"])
-        n_embd = int(text["hidden_size"])
-        n_head = int(text["num_attention_heads"])
-    except (KeyError, TypeError, ValueError):
-        raise FitError(f"{name}: config.json lacks num_hidden_layers, hidden_size or num_attention_heads") from None
-    n_kv = int(text.get("num_key_value_heads") or n_head)
-    head_dim = int(text.get("head_dim") or n_embd // n_head)
+    if not isinstance(text, dict):
+        raise FitError(f"{name}: config.json's text_config is not an object")
+    if any(text.get(k) is None for k in ("num_hidden_layers", "hidden_size", "num_attention_heads")):
+        raise FitError(f"{name}: config.json lacks num_hidden_layers, hidden_size or num_attention_heads")
+    n_layer = plausible(text["num_hidden_layers"], "layers", name)
+    n_embd = plausible(text["hidden_size"], "embedding length", name)
+    n_head = plausible(text["num_attention_heads"], "attention heads", name)
+    if n_head == 0:
+        raise FitError(f"{name}: config.json gives 0 attention heads")
+    n_kv = plausible(text.get("num_key_value_heads") or n_head, "key/value heads", name)
+    head_dim = plausible(text.get("head_dim") or max(1, n_embd // n_head), "head size", name)
     layer_bytes, expert_bytes = [0] * n_layer, [0] * n_layer
     embd = output = 0
     for header in headers:
         for tensor, info in header.items():
             if tensor == "__metadata__" or not isinstance(info, dict):
                 continue
-            begin, end = info.get("data_offsets", (0, 0))
-            size = int(end) - int(begin)
+            offsets = info.get("data_offsets", (0, 0))
+            if not (isinstance(offsets, (list, tuple)) and len(offsets) == 2
+                    and all(isinstance(o, int) and not isinstance(o, bool) and 0 <= o < 1 << 50 for o in offsets)
+                    and offsets[0] <= offsets[1]):
+                raise FitError(f"{name}: tensor {tensor[:80]} has bad data_offsets")
+            size = offsets[1] - offsets[0]
             match = re.search(r"layers\.(\d+)\.", tensor)
             if match and int(match.group(1)) < n_layer:
                 layer_bytes[int(match.group(1))] += size
@@ -73,18 +92,22 @@ def spec_from_safetensors(config: dict, headers: list, name: str, source: str, b
             else:
                 output += size
     layer_types = text.get("layer_types") or []
-    window = int(text.get("sliding_window") or 0) if text.get("use_sliding_window", True) is not False else 0
+    if not isinstance(layer_types, list):
+        layer_types = []
+    window = plausible(text.get("sliding_window") or 0, "sliding window", name) \
+        if text.get("use_sliding_window", True) is not False else 0
     swa = [t == "sliding_attention" for t in layer_types] if len(layer_types) == n_layer else [False] * n_layer
     dtypes = {info.get("dtype") for h in headers for k, info in h.items()
               if k != "__metadata__" and isinstance(info, dict)}
     return ModelSpec(
         name=name, source=source, arch=str(text.get("model_type") or config.get("model_type") or "?"),
-        n_layer=n_layer, n_embd=n_embd, n_vocab=int(text.get("vocab_size") or 0), n_head=[n_head] * n_layer,
-        n_head_kv=[n_kv] * n_layer, head_dim_k=head_dim, head_dim_v=head_dim,
-        ctx_train=int(text.get("max_position_embeddings") or 4096), layer_bytes=layer_bytes, embd_bytes=embd,
-        output_bytes=output, expert_bytes=expert_bytes,
-        expert_count=int(text.get("num_local_experts") or text.get("num_experts") or 0),
-        expert_used=int(text.get("num_experts_per_tok") or 0), swa_layers=swa, sliding_window=window if any(swa) else 0,
+        n_layer=n_layer, n_embd=n_embd, n_vocab=plausible(text.get("vocab_size") or 0, "vocabulary", name),
+        n_head=[n_head] * n_layer, n_head_kv=[n_kv] * n_layer, head_dim_k=head_dim, head_dim_v=head_dim,
+        ctx_train=plausible(text.get("max_position_embeddings") or 4096, "context length", name),
+        layer_bytes=layer_bytes, embd_bytes=embd, output_bytes=output, expert_bytes=expert_bytes,
+        expert_count=plausible(text.get("num_local_experts") or text.get("num_experts") or 0, "experts", name),
+        expert_used=plausible(text.get("num_experts_per_tok") or 0, "experts used", name), swa_layers=swa,
+        sliding_window=window if any(swa) else 0,
         quantization="/".join(sorted(d for d in dtypes if d)), bytes_read=bytes_read)
 
 
@@ -92,7 +115,7 @@ def from_folder(folder: Path) -> ModelSpec:
     config_path = folder / "config.json"
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise FitError(f"{folder}: no readable config.json ({exc})") from None
     files = sorted(folder.glob("*.safetensors"))
     if not files:
@@ -180,10 +203,16 @@ def from_hub(reference: str, endpoint: str, timeout: float) -> ModelSpec:
         except ValueError:
             raise FitError(f"{reference}: config.json is not JSON") from None
         headers, read = [], len(config_answer.body)
+        if len(tensors) > MAX_HUB_FILES:
+            raise FitError(f"{reference}: the repository lists {len(tensors):,} safetensors files; llmdoctor reads the "
+                           f"headers of at most {MAX_HUB_FILES} (give one GGUF file, or a local folder)")
         for file in tensors:
             reader = RangeReader(f"{endpoint}/{repo}/resolve/main/{file}", timeout)
             headers.append(safetensors_header(reader, f"{reference}/{file}"))
             read += reader.bytes_read
+            if read > MAX_HUB_HEADER_BYTES:
+                raise FitError(f"{reference}: its safetensors headers pass {MAX_HUB_HEADER_BYTES >> 20} MiB; stopped "
+                               "reading (a damaged or hostile repository?)")
         return spec_from_safetensors(config, headers, reference, "Hub safetensors", read)
     if ggufs:
         preferred = next((f for f in ggufs if "q4_k_m" in f.lower()), ggufs[0])
