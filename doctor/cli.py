@@ -105,10 +105,22 @@ def main_options(
 
 
 def _load(config_path: Optional[Path] = None):
-    from llmdoctor.config import load_config
+    from llmdoctor.config import ConfigError, load_config
     from llmdoctor.registry import load_registry
+    from llmdoctor.runner import nearest
 
-    return load_registry(), load_config(config_path)
+    registry, config = load_registry(), load_config(config_path)
+    for index, check_id in enumerate(config.skip):  # a misspelt id would silently skip nothing
+        if check_id not in registry.checks:
+            raise ConfigError(f"{config.source}: skip[{index}]: unknown check id {check_id[:100]!r}"
+                              f"{nearest(check_id, registry.checks)}")
+    areas = set(registry.checks) | {"plugins", "config", "snapshot"}
+    for index, ack in enumerate(config.acknowledge):
+        area = ack.id.split(".", 1)[0].rstrip("*")
+        if area and area not in areas:
+            raise ConfigError(f"{config.source}: acknowledge[{index}].id: {ack.id[:100]!r} names no check"
+                              f"{nearest(area, areas)}")
+    return registry, config
 
 
 def _python(python: Optional[str]) -> str:

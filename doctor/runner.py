@@ -36,12 +36,21 @@ class UsageError(UserError):
     """The user asked for something that does not exist (an unknown check id, say)."""
 
 
+def nearest(word: str, known) -> str:
+    """' (did you mean X?)' for the closest known id, or ''."""
+    import difflib
+
+    match = difflib.get_close_matches(word[:100], sorted(known), n=1, cutoff=0.6)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
 def select_checks(registry: Registry, only: list, skip: list) -> list:
     known = set(registry.checks)
     for check_id in list(only) + list(skip):
         if check_id not in known:
             raise UsageError(
-                f"unknown check id {check_id!r} (known: {', '.join(sorted(known)) or 'none'})"
+                f"unknown check id {check_id[:100]!r}{nearest(check_id, known)} "
+                f"(known: {', '.join(sorted(known)) or 'none'})"
             )
     ordered = sorted(known, key=lambda c: (registry.checks[c].order, c))
     return [c for c in ordered if not only or c in only]
@@ -164,7 +173,71 @@ def _status_of(findings: list) -> str:
     return worst.severity
 
 
-def run_rules(check, facts: dict, context: RuleContext) -> list:
+class _Traced(dict):
+    """Facts from a snapshot file, remembering the last field the rules read: when rules
+    fail on a malformed snapshot, that field is named (``gpus[0].memory_total``)."""
+
+    def __init__(self, data: dict, path: str, trail: list) -> None:
+        super().__init__(data)
+        self._path, self._trail, self._children = path, trail, {}
+
+    def _wrap(self, key, value):
+        where = f"{self._path}.{key}" if self._path else str(key)
+        self._trail[0] = where
+        if isinstance(value, (dict, list)) and dict.get(self, key) is value:
+            if key not in self._children:  # the same object each time: rules may compare identities
+                self._children[key] = _trace(value, where, self._trail)
+            return self._children[key]
+        return _trace(value, where, self._trail)
+
+    def __getitem__(self, key):
+        return self._wrap(key, super().__getitem__(key))
+
+    def get(self, key, default=None):
+        return self._wrap(key, super().get(key, default))
+
+    def items(self):
+        return [(k, self._wrap(k, v)) for k, v in super().items()]
+
+    def values(self):
+        return [self._wrap(k, v) for k, v in super().items()]
+
+
+class _TracedList(list):
+    def __init__(self, data: list, path: str, trail: list) -> None:
+        super().__init__(data)
+        self._path, self._trail, self._children = path, trail, {}
+
+    def _wrap(self, index: int, value):
+        self._trail[0] = f"{self._path}[{index}]"
+        if not isinstance(value, (dict, list)):
+            return value
+        if index not in self._children:
+            self._children[index] = _trace(value, self._trail[0], self._trail)
+        return self._children[index]
+
+    def __getitem__(self, index):
+        value = super().__getitem__(index)
+        if isinstance(index, slice):
+            return value
+        return self._wrap(index if index >= 0 else len(self) + index, value)
+
+    def __iter__(self):
+        for index, value in enumerate(list.__iter__(self)):
+            yield self._wrap(index, value)
+
+
+def _trace(value, path: str, trail: list):
+    if isinstance(value, dict) and not isinstance(value, _Traced):
+        return _Traced(value, path, trail)
+    if isinstance(value, list) and not isinstance(value, _TracedList):
+        return _TracedList(value, path, trail)
+    return value
+
+
+def run_rules(check, facts: dict, context: RuleContext, *, from_file: bool = False) -> list:
+    """The check's findings from ``facts``; rules that fail become one finding. Facts read from
+    a snapshot file are traced, so a malformed one is reported naming the field."""
     if "probe_error" in facts:
         return [Finding(
             id=f"{check.id}.probe-failed",
@@ -172,13 +245,21 @@ def run_rules(check, facts: dict, context: RuleContext) -> list:
             message=f"could not examine {check.title.lower()}: {facts['probe_error']}",
             details="The probe records why it failed instead of guessing; the other checks ran.",
         )]
+    trail = [""]
     try:
-        findings = list(check.rules(facts, context))
+        findings = list(check.rules(_trace(facts, "", trail) if from_file else facts, context))
         for finding in findings:
             if not isinstance(finding, Finding):
                 raise TypeError(f"rules returned {type(finding).__name__}, not a Finding")
         return findings
     except Exception as exc:
+        if from_file:
+            return [Finding(
+                id="snapshot.malformed-facts", severity="error",
+                message=f"the snapshot's facts for '{check.id}' are malformed"
+                        + (f" at {trail[0]}" if trail[0] else "") + f" ({type(exc).__name__}: {str(exc)[:200]})",
+                details="The snapshot was edited, damaged, or written by an llmdoctor whose facts differ; "
+                        "the other checks were judged.", facts={"check": check.id, "field": trail[0]})]
         return [Finding(
             id=f"{check.id}.rules-failed",
             severity="error",
@@ -218,9 +299,12 @@ def diagnose(
                 reason="the snapshot has no facts for this check"))
             continue
         started = time.monotonic()
-        findings = run_rules(check, facts, context)
-        duration = (time.monotonic() - started) * 1000 + snapshot.get("probes", {}).get(
-            check_id, {}).get("duration_ms", 0.0)
+        findings = run_rules(check, facts, context, from_file=bool(snapshot.get("loaded_from")))
+        probe_meta = snapshot.get("probes", {}).get(check_id)
+        recorded = probe_meta.get("duration_ms") if isinstance(probe_meta, dict) else None
+        duration = (time.monotonic() - started) * 1000 + (
+            recorded if isinstance(recorded, (int, float)) and not isinstance(recorded, bool)
+            and 0 <= recorded < 1e9 else 0.0)
         diagnosis.results.append(CheckResult(check_id, check.title, "ok", findings, duration,
                                              source=source))
 

@@ -119,6 +119,7 @@ def validate_snapshot(data, where: str) -> dict:
         data.setdefault(key, {})
         if not isinstance(data[key], dict):
             raise SnapshotError(f"{where}: snapshot '{key}' is not an object")
+    data["loaded_from"] = where  # its facts came from a file: rules that fail on them name the field
     return data
 
 
