@@ -667,4 +667,5 @@ CHECK = Check(
     deep_timeout=DEEP_TIMEOUT_S,
     smoke=(SmokeTest("bitsandbytes", "4-bit round trip, 8-bit matmul and an 8-bit Adam step",
                      "llmdoctor.checks.bitsandbytes:smoke_bitsandbytes", timeout=300.0),),
+    requires=("nvidia-driver",),
 )

@@ -133,7 +133,15 @@ def probe_toolkits(environ: dict, site_packages: list, timeout: float) -> dict:
         toolkits[real] = entry
     nvcc = shutil.which("nvcc", path=environ.get("PATH"))
     windows_glob = sorted(glob.glob(WINDOWS_GLOB)) if sys.platform == "win32" else []
+    # where each root a rule may name really is: the rules compare without touching the disk
+    named = [environ.get(n) for n in ("CUDA_HOME", "CUDA_PATH", "CUDAToolkit_ROOT")] + ["/usr/local/cuda"]
+    if nvcc:
+        named.append(os.path.dirname(os.path.dirname(nvcc)))
+    if environ.get("CUDACXX"):
+        named.append(os.path.dirname(os.path.dirname(environ["CUDACXX"])))
+    realpaths = {root: os.path.realpath(root) for root in named if root}
     return {
+        "realpaths": realpaths,
         "os": "windows" if sys.platform == "win32" else "posix",
         "env": {name: environ[name] for name in environ
                 if name in ENV_NAMES or re.fullmatch(r"CUDA_PATH_V\d+_\d+", name)},
@@ -197,7 +205,7 @@ def cmake_pick(facts: dict) -> tuple:
 def toolkit_at(facts: dict, root: Optional[str]) -> Optional[dict]:
     if not root:
         return None
-    real = os.path.realpath(root) if facts.get("os") != "windows" else root
+    real = (facts.get("realpaths") or {}).get(root, root) if facts.get("os") != "windows" else root
     for toolkit in facts.get("toolkits", []):
         if real in (toolkit["real_root"], toolkit["root"]) or root in (toolkit["root"], toolkit["real_root"]):
             return toolkit
@@ -257,6 +265,8 @@ def rules(facts: dict, context: RuleContext) -> list:
     nvcc_toolkit = next((t for t in toolkits if "nvcc on PATH" in t["found_by"]), None)
     home = env.get("CUDA_HOME") or env.get("CUDA_PATH")
     home_toolkit = toolkit_at(facts, home)
+    if not usable(home_toolkit):
+        home_toolkit = None  # a CUDA_HOME that is no toolkit is reported above, once
     if home_toolkit and nvcc_toolkit and home_toolkit is not nvcc_toolkit:
         findings.append(Finding(
             "cuda-toolkit.home-disagrees-with-nvcc", "warning",
@@ -276,6 +286,8 @@ def rules(facts: dict, context: RuleContext) -> list:
             "(and put its bin first on PATH) so every build uses the same one.",
             fixes=["cuda-home"], facts={"torch": torch_root, "cmake": cmake_root}))
 
+    findings += _torch_mismatch(facts, context, torch_toolkit if usable(torch_toolkit) else None, torch_root)
+
     driver_max = driver_max_cuda(context.all_facts)
     in_use = home_toolkit or nvcc_toolkit or torch_toolkit
     version = parse_version(in_use.get("version")) if in_use else None
@@ -291,6 +303,42 @@ def rules(facts: dict, context: RuleContext) -> list:
     return findings
 
 
+def _torch_mismatch(facts: dict, context: RuleContext, toolkit: Optional[dict], root: Optional[str]) -> list:
+    """The toolkit PyTorch's extension builder would use against torch's own CUDA.
+
+    ``torch.utils.cpp_extension._check_cuda_version`` raises "The detected CUDA version (X)
+    mismatches the version that was used to compile PyTorch (Y). Please make sure to use the
+    same CUDA versions." when the majors differ, and only warns when the minors do
+    (https://github.com/pytorch/pytorch/blob/v2.5.1/torch/utils/cpp_extension.py#L414-L431).
+    """
+    torch_facts = context.all_facts.get("torch") or {}
+    torch_cuda = parse_version(torch_facts.get("cuda"))
+    found = parse_version((toolkit or {}).get("version"))
+    if not torch_cuda or not found or found[:2] == torch_cuda[:2]:
+        return []
+    others = [t for t in facts.get("toolkits", []) if usable(t) and t is not toolkit
+              and (parse_version(t.get("version")) or (0,))[0] == torch_cuda[0]]
+    if found[0] != torch_cuda[0]:
+        remedy = (f"Point CUDA_HOME at the CUDA {others[0].get('version')} toolkit at {others[0]['root']}."
+                  if others else
+                  f"No installed toolkit has CUDA {torch_cuda[0]}: install one in this environment (pip install "
+                  f"nvidia-cuda-nvcc-cu{torch_cuda[0]}, or conda install -c nvidia cuda-nvcc={text(torch_cuda)}), or "
+                  f"install the torch build for CUDA {text(found)}.")
+        return [Finding(
+            "cuda-toolkit.torch-cuda-major-mismatch", "error",
+            f"extension builds would use CUDA {text(found)} ({root}), but torch {torch_facts.get('version') or ''} "
+            f"was built with CUDA {text(torch_cuda)}: PyTorch refuses to build (flash-attn, ...)",
+            "torch.utils.cpp_extension raises 'The detected CUDA version mismatches the version that was used to "
+            f"compile PyTorch' when the major versions differ. {remedy}",
+            fixes=["cuda-home"] if others else [], facts={"toolkit": text(found), "torch_cuda": text(torch_cuda)})]
+    return [Finding(
+        "cuda-toolkit.torch-cuda-minor-mismatch", "info",
+        f"extension builds would use CUDA {text(found)}, torch was built with CUDA {text(torch_cuda)}: PyTorch "
+        "only warns about a minor difference",
+        "Most extensions build and run; if one fails at link time, use the toolkit matching torch's CUDA.",
+        facts={"toolkit": text(found), "torch_cuda": text(torch_cuda)})]
+
+
 CHECK = Check(
     id="cuda-toolkit",
     title="CUDA toolkits",
@@ -298,4 +346,5 @@ CHECK = Check(
     rules=rules,
     order=40,
     timeout=15.0,
+    requires=("nvidia-driver", "torch"),
 )

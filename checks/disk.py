@@ -415,4 +415,5 @@ CHECK = Check(
     timeout=5.0,
     smoke=(SmokeTest("disk", "Write and read back a file in the model cache",
                      "llmdoctor.checks.disk:smoke_disk", timeout=60.0),),
+    requires=("model-fit",),
 )

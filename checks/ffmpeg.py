@@ -230,6 +230,7 @@ CHECK = Check(
     timeout=10.0,
     smoke=(SmokeTest("ffmpeg", "Encode a one-second test clip to MP4 and decode it back",
                      "llmdoctor.checks.ffmpeg:smoke_ffmpeg", timeout=120.0),),
+    requires=("nvidia-driver",),
 )
 
 

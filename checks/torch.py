@@ -187,4 +187,5 @@ CHECK = Check(
     timeout=10.0,
     smoke=(SmokeTest("torch-cuda", "A matrix product on the GPU agrees with the CPU",
                      "llmdoctor.checks.torch:smoke_torch_cuda", timeout=180.0),),
+    requires=("nvidia-driver",),
 )

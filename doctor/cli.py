@@ -124,14 +124,14 @@ def _load(config_path: Optional[Path] = None):
 
 
 def _python(python: Optional[str]) -> str:
-    from llmdoctor.target import default_target_python
+    return _target(python)[0]
 
-    if python is None:
-        return default_target_python()
-    path = Path(python).expanduser()
-    if not path.exists():
-        raise Fail(f"--python {python}: no such interpreter")
-    return str(path)
+
+def _target(python: Optional[str]) -> tuple:
+    """(interpreter, how it was chosen); a --python that names nothing runnable is exit 2."""
+    from llmdoctor.target import choose_target
+
+    return choose_target(python)
 
 
 # ----------------------------------------------------------------------------- check
@@ -174,8 +174,10 @@ def check(
         data = load_snapshot(snapshot)
     else:
         to_probe = [c for c in check_ids if c not in skipped]
-        data = collect_live(registry, config, to_probe, _python(python), offline,
+        target, how = _target(python)
+        data = collect_live(registry, config, to_probe, target, offline,
                             options={"models": list(models or []), "deep": deep})
+        data["target_choice"] = {"python": target, "how": how}
     diagnosis = diagnose(data, registry, config, check_ids, skipped, strict=strict)
     fmt = Format.json if as_json else output_format
     if fmt == Format.json:

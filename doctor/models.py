@@ -119,6 +119,9 @@ class Check:
     smoke: tuple = ()  # SmokeTest objects this area brings
     order: int = 100  # place in the report: the stack from the bottom up, plugins last
     deep_timeout: float = 0.0  # extra seconds the probe may take under 'check --deep'
+    # the checks whose facts these rules read (``RuleContext.all_facts``): probed whenever this
+    # one runs, even when --only or --skip leaves them out, so a selection never changes a verdict
+    requires: tuple = ()
 
 
 @dataclass(frozen=True)

@@ -117,13 +117,26 @@ def collect(
     return redactor.obj(snapshot)
 
 
+def with_requirements(registry: Registry, check_ids: list) -> list:
+    """``check_ids`` and, after them, every check they declare they read (transitively)."""
+    wanted = list(check_ids)
+    for check_id in wanted:  # grows while it is walked
+        for required in registry.checks[check_id].requires if check_id in registry.checks else ():
+            if required in registry.checks and required not in wanted:
+                wanted.append(required)
+    return wanted
+
+
 def collect_live(registry: Registry, config: Config, check_ids: list, python: str,
                  offline: bool = False, with_target: bool = False, options: Optional[dict] = None) -> dict:
-    """``collect`` for this machine with the configuration's timeouts and redaction.
+    """``collect`` for this machine with the configuration's timeouts and redaction; the
+    checks that ``check_ids`` require are probed too (their findings are not reported unless
+    they were asked for).
 
     ``LLMDOCTOR_OFFLINE=1`` in the environment means the same as ``--offline`` everywhere
     (air-gapped machines, CI, tests that must not reach the internet).
     """
+    check_ids = with_requirements(registry, check_ids)
     offline = offline or os.environ.get("LLMDOCTOR_OFFLINE", "").lower() in ("1", "true", "yes")
     context = ProbeContext(python=python, offline=offline, config=config,
                            timeout=float(config.threshold("probe_timeout_s")), options=dict(options or {}))
@@ -135,6 +148,7 @@ class Diagnosis:
     results: list = field(default_factory=list)  # CheckResult
     platform: dict = field(default_factory=dict)
     exit_code: int = 0
+    target: dict = field(default_factory=dict)  # {"python", "how"}: the interpreter diagnosed
 
     def summary(self) -> dict:
         counts = {status: 0 for status in ("ok", "info", "warning", "error", "skipped")}
@@ -160,6 +174,7 @@ class Diagnosis:
             "schema": 1,
             "version": __version__,
             "platform": self.platform,
+            **({"target": self.target} if self.target else {}),
             "checks": [r.to_json() for r in self.results],
             "summary": self.summary(),
         }
@@ -255,7 +270,7 @@ def run_rules(check, facts: dict, context: RuleContext, *, from_file: bool = Fal
     except Exception as exc:
         if from_file:
             return [Finding(
-                id="snapshot.malformed-facts", severity="error",
+                id=f"{check.id}.malformed-facts", severity="error",
                 message=f"the snapshot's facts for '{check.id}' are malformed"
                         + (f" at {trail[0]}" if trail[0] else "") + f" ({type(exc).__name__}: {str(exc)[:200]})",
                 details="The snapshot was edited, damaged, or written by an llmdoctor whose facts differ; "
@@ -279,7 +294,8 @@ def diagnose(
 ) -> Diagnosis:
     platform = snapshot["platform"]
     context = RuleContext(platform=platform, config=config, all_facts=snapshot["facts"])
-    diagnosis = Diagnosis(platform=platform)
+    choice = snapshot.get("target_choice")
+    diagnosis = Diagnosis(platform=platform, target=dict(choice) if isinstance(choice, dict) else {})
     for check_id in check_ids:
         check = registry.checks[check_id]
         source = registry.source_of("check", check_id)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Optional
 
 from llmdoctor import proc
+from llmdoctor.errors import UserError
 
 # Runs inside the target interpreter (any Python 3.7+): versions from metadata, no imports
 # of the packages themselves.
@@ -62,15 +64,70 @@ print(json.dumps({
 
 
 def default_target_python(env: Optional[dict] = None) -> str:
-    """The active venv, else the active conda env, else this interpreter."""
+    return choose_target(None, env)[0]
+
+
+def _own(candidate: str) -> bool:
+    """Whether ``candidate`` is llmdoctor's own interpreter (or lives in its environment)."""
+    absolute = os.path.abspath(candidate)
+    if absolute.startswith(os.path.join(os.path.abspath(sys.prefix), "")):
+        return True
+    try:
+        return os.path.samefile(absolute, sys.executable)
+    except OSError:
+        return False
+
+
+def choose_target(requested: Optional[str], env: Optional[dict] = None) -> tuple:
+    """(interpreter, how it was chosen): the environment the user is working in.
+
+    ``--python`` (a path, relative or not; a venv or conda env folder; a command such as
+    ``python3.11``), else ``$VIRTUAL_ENV``, else ``$CONDA_PREFIX``, else the first ``python3``
+    or ``python`` on PATH that is not llmdoctor's own, else llmdoctor's own interpreter.
+    Raises :class:`TargetError` for a ``--python`` that names nothing runnable.
+    """
     env = dict(os.environ) if env is None else env
-    for variable in ("VIRTUAL_ENV", "CONDA_PREFIX"):
+    if requested is not None:
+        return resolve_requested(requested, env), f"--python {requested}"
+    for variable, what in (("VIRTUAL_ENV", "the active virtual environment"),
+                           ("CONDA_PREFIX", "the active conda environment")):
         prefix = env.get(variable)
         if prefix:
             candidate = interpreter_in(Path(prefix))
             if candidate:
-                return str(candidate)
-    return sys.executable
+                return str(candidate), f"{what} (${variable})"
+    for name in ("python3", "python"):
+        found = shutil.which(name, path=env.get("PATH", ""))
+        if found and not _own(found):
+            return found, f"the first {name} on PATH"
+    return sys.executable, "llmdoctor's own interpreter (no other Python on PATH, and no active environment)"
+
+
+class TargetError(UserError):
+    """A --python that names no interpreter."""
+
+
+def resolve_requested(value: str, env: Optional[dict] = None) -> str:
+    env = dict(os.environ) if env is None else env
+    if not value.strip():
+        raise TargetError("--python needs an interpreter, an environment folder or a command name")
+    path = Path(value).expanduser()
+    looks_like_path = os.sep in value or (os.altsep and os.altsep in value) or value.startswith(".") or path.exists()
+    if looks_like_path:
+        if path.is_dir():
+            candidate = interpreter_in(path)
+            if candidate is None:
+                raise TargetError(f"--python {value}: a folder without bin/python (not a venv or conda env)")
+            return str(candidate.absolute())
+        if not path.is_file():
+            raise TargetError(f"--python {value}: no such interpreter")
+        if not os.access(path, os.X_OK):
+            raise TargetError(f"--python {value}: not executable")
+        return str(path.absolute())
+    found = shutil.which(value, path=env.get("PATH", ""))
+    if not found:
+        raise TargetError(f"--python {value}: no such interpreter, environment folder or command on PATH")
+    return found
 
 
 def interpreter_in(prefix: Path) -> Optional[Path]:

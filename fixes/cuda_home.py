@@ -35,6 +35,11 @@ def choose_toolkit(facts: dict) -> tuple:
         if major:
             best = max(major, key=lambda t: parse_version(t.get("version")))
             return best, f"it has torch's CUDA major version {torch_cuda[0]}"
+        # never a toolkit of another major: PyTorch's extension builder refuses it
+        return None, (f"no installed toolkit has torch's CUDA {torch_cuda[0]}.x; install one in the target "
+                      f"environment (pip install nvidia-cuda-nvcc-cu{torch_cuda[0]}, or conda install -c nvidia "
+                      f"cuda-nvcc={torch_cuda[0]}.{torch_cuda[1]}), or the torch build for the toolkit you have "
+                      "('llmdoctor fix --torch-cuda')")
     on_path = next((t for t in toolkits if "nvcc on PATH" in t["found_by"]), None)
     if on_path:
         return on_path, "its nvcc is the one on PATH"
@@ -48,8 +53,9 @@ def plan(context: FixContext) -> Plan:
     toolkit, why = choose_toolkit(context.facts)
     result = Plan("cuda-home", "point CUDA_HOME at one toolkit and put its bin first on PATH")
     if toolkit is None:
-        result.manual_steps.append(why + "; install one from NVIDIA, conda (cuda-toolkit) or pip "
-                                   "(nvidia-cuda-nvcc), or unset CUDA_HOME/CUDA_PATH if you only use wheels")
+        result.manual_steps.append(why if "torch's CUDA" in why else why + "; install one from NVIDIA, conda "
+                                   "(cuda-toolkit) or pip (nvidia-cuda-nvcc), or unset CUDA_HOME/CUDA_PATH if you "
+                                   "only use wheels")
         return result
     root = toolkit["root"]
     env = (context.facts.get("cuda-toolkit") or {}).get("env", {})

@@ -14,7 +14,10 @@ STATUSES = {"ok", "info", "warning", "error", "skipped"}
 
 def assert_contract(report: dict) -> None:
     """The stable JSON contract documented in the README (schema 1)."""
-    assert set(report) == {"schema", "version", "platform", "checks", "summary"}
+    assert {"schema", "version", "platform", "checks", "summary"} <= set(report) <= {
+        "schema", "version", "platform", "target", "checks", "summary"}  # target: additive, schema 1
+    if "target" in report:
+        assert {"python", "how"} <= set(report["target"])
     assert report["schema"] == 1 and isinstance(report["version"], str)
     assert isinstance(report["platform"]["system"], str)
     for check in report["checks"]:

@@ -19,7 +19,9 @@ def render_markdown(diagnosis) -> str:
         f"### llmdoctor {__version__} report",
         "",
         f"**Platform:** {platform.get('system', '?')} {platform.get('release', '')} "
-        f"({platform.get('machine', '')}), Python {platform.get('python', '?')}",
+        f"({platform.get('machine', '')}), Python {platform.get('python', '?')}"
+        + (f"; diagnosing `{diagnosis.target.get('python')}` ({diagnosis.target.get('how')})"
+           if diagnosis.target.get("python") else ""),
         "",
         "| | Check | Status | Findings |",
         "|---|---|---|---|",

@@ -71,9 +71,12 @@ def render_diagnosis(diagnosis, verbose: bool = False, color: bool = False,
             consequences.setdefault(finding.caused_by, []).append(finding)
 
     platform = diagnosis.platform
-    console.print(f"[bold]llmdoctor[/bold] on {escape(platform.get('system', '?'))} "
-                  f"{escape(platform.get('release', ''))} ({escape(platform.get('machine', ''))}), "
-                  f"Python {escape(platform.get('python', '?'))}")
+    target = diagnosis.target
+    diagnosing = (f"; diagnosing {escape(str(target.get('python')))} ({escape(str(target.get('how')))})"
+                  if target.get("python") else "")
+    console.print(f"[bold]llmdoctor[/bold] on {escape(str(platform.get('system', '?')))} "
+                  f"{escape(str(platform.get('release', '')))} ({escape(str(platform.get('machine', '')))}), "
+                  f"Python {escape(str(platform.get('python', '?')))}{diagnosing}")
     for result in diagnosis.results:
         mark = glyph(result.status, ascii_only)
         style = GLYPHS[result.status][1]
