@@ -35,6 +35,19 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 ENV_NAMES = ("HF_ENDPOINT", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_ENABLE_HF_TRANSFER",
              "HF_HUB_DISABLE_XET", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY",
              "no_proxy", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE")
+def shell_word(text: str) -> str:
+    """The value a POSIX shell (or fish) gives an assignment's right-hand side: quotes removed
+    as the shell removes them, so ``"'https://m'"`` stays ``'https://m'`` with its inner quotes,
+    as new terminals will see it. Unbalanced quotes: the text as written."""
+    import shlex
+
+    try:
+        words = shlex.split(text, comments=True)
+    except ValueError:
+        return text.strip()
+    return words[0] if words else ""
+
+
 SETTING = re.compile(r"^\s*(?:export\s+|set\s+-gx\s+|setenv\s+)?HF_ENDPOINT[=\s]\s*(.*)$")
 SHA = re.compile(r"^[0-9a-f]{40}$")
 LINK_URL = re.compile(r"<([^>]+)>")
@@ -119,7 +132,7 @@ def _where_set(environ: dict) -> dict:
             match = SETTING.match(line)
             if match and not line.lstrip().startswith("#"):
                 places["startup_files"].append({"file": str(path), "line": number,
-                                                "value": match.group(1).strip().strip("'\"")})
+                                                "value": shell_word(match.group(1))})
     conda = environ.get("CONDA_PREFIX")
     if conda and (Path(conda) / "conda-meta").is_dir():
         places["conda_prefix"] = conda

@@ -158,7 +158,9 @@ def _startup_sources(home: Path) -> list:
     for path in candidates:
         try:
             text_lines = read_shell_lines(path)
-        except FileIOError:
+        except FileIOError as exc:  # too large, or not a regular file: named, not skipped silently
+            sources.append({"file": str(path), "user": str(path).startswith(str(home)), "lines": [],
+                            "unread": str(exc)})
             continue
         lines = [
             {"line": number, "text": line[:2000]}
@@ -308,6 +310,14 @@ def rules(facts: dict, context: RuleContext) -> list:
     entries = facts.get("entries", [])
     findings: list = []
     normalise = normalise_windows if windows else normalise_posix
+
+    for source in facts.get("startup_files", []):
+        if source.get("unread"):
+            findings.append(Finding(
+                "path.startup-file-unread", "warning",
+                f"{source['file']} was not read: {source['unread']}",
+                "PATH entries it adds cannot be traced to their line, and 'llmdoctor fix --path' cannot edit "
+                "them there.", facts={"file": source["file"]}))
 
     if windows and facts.get("registry_error"):
         findings.append(Finding("path.registry-unreadable", "warning",

@@ -296,6 +296,13 @@ def fix(
                        "--snapshot FILE' to diagnose one")
         requested.append(extra[2:] if extra.startswith("--") else extra)
     registry, config = _load()
+    if mirror is not None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(mirror.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            bare = mirror.strip().strip("'\"").rstrip("/")
+            raise Fail(f"--mirror {mirror}: not an http(s) URL; did you mean --mirror https://{bare.split('://')[-1]}?")
     options = {key: value for key, value in (("mirror", mirror), ("route", route)) if value}
     session = FixSession(registry=registry, config=config, python=_python(python), out=_out, yes=yes,
                          dry_run=dry_run, unsafe=unsafe, interactive=_stdin_is_terminal(), options=options)

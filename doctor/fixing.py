@@ -97,7 +97,7 @@ def _diagnose(session: FixSession, fix_ids: list):
     if "hf-endpoint" in fix_ids:
         from llmdoctor.fixes.hf_endpoint import candidates as mirrors
 
-        probe_options["hf_candidates"] = mirrors(session.options, session.config)  # verified by the probe
+        probe_options["hf_candidates"] = mirrors(session.options, session.config, dict(os.environ))  # probe-verified
     snapshot = collect_live(registry, session.config, check_ids, session.python, options=probe_options)
     return snapshot, diagnose(snapshot, registry, session.config, check_ids, {})
 

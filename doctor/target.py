@@ -96,10 +96,11 @@ def choose_target(requested: Optional[str], env: Optional[dict] = None) -> tuple
             candidate = interpreter_in(Path(prefix))
             if candidate:
                 return str(candidate), f"{what} (${variable})"
-    for name in ("python3", "python"):
-        found = shutil.which(name, path=env.get("PATH", ""))
-        if found and not _own(found):
-            return found, f"the first {name} on PATH"
+    for folder in env.get("PATH", "").split(os.pathsep):
+        for name in ("python3", "python"):
+            found = shutil.which(name, path=folder) if folder else None
+            if found and not _own(found):
+                return found, f"the first {name} on PATH"
     return sys.executable, "llmdoctor's own interpreter (no other Python on PATH, and no active environment)"
 
 

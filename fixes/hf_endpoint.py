@@ -20,11 +20,28 @@ from llmdoctor.models import Fix, FixContext, Plan
 from llmdoctor.shellenv import block_lines, new_terminal_reprobe, quote_for_shell, startup_file
 
 
-def candidates(options: dict, config) -> list:
+def candidates(options: dict, config, environ: Optional[dict] = None) -> list:
+    """Mirrors to verify: ``--mirror``; else the configuration's; else, when HF_ENDPOINT is set
+    with stray quotes, spaces or a trailing slash, the URL it was meant to be."""
     mirror = options.get("mirror")
     if mirror:
         return [mirror]
-    return list((config.hf if config is not None else {}).get("mirrors", []))
+    configured = list((config.hf if config is not None else {}).get("mirrors", []))
+    if configured:
+        return configured
+    meant = intended_url((environ or {}).get("HF_ENDPOINT", ""))
+    return [meant] if meant else []
+
+
+def intended_url(value: str) -> Optional[str]:
+    """``'https://m.example/'`` -> ``https://m.example``; None when already clean or no URL."""
+    from urllib.parse import urlsplit
+
+    cleaned = value.strip().strip("'\"").strip().rstrip("/")
+    parts = urlsplit(cleaned)
+    if cleaned == value or parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return cleaned
 
 
 def _named_by_a_project(context: FixContext) -> Optional[str]:

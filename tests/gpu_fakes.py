@@ -96,3 +96,18 @@ RTX_4090 = {"name": "NVIDIA GeForce RTX 4090", "cc": (8, 9), "total": 24 * 2**30
             "bus": 384, "mem_clock": 10501}
 RTX_3060 = {"name": "NVIDIA GeForce RTX 3060", "cc": (8, 6), "total": 12 * 2**30, "free": 11 * 2**30,
             "bus": 192, "mem_clock": 7501}
+
+
+def install_fake_pynvml(folder: Path, gpus=(RTX_4090,), driver="580.82.07", cuda=13000) -> dict:
+    """A ``pynvml.py`` answering as a machine with these GPUs, for a llmdoctor *subprocess*:
+    the returned environment puts it first on PYTHONPATH (NVML cannot run without a GPU)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    source = Path(__file__).read_text(encoding="utf-8")
+    machine = json.dumps({"gpus": [dict(g, cc=list(g["cc"])) for g in gpus], "driver": driver, "cuda": cuda})
+    (folder / "pynvml.py").write_text(
+        source + f"\n_MACHINE = json.loads({machine!r})\n"
+        "for _gpu in _MACHINE['gpus']:\n    _gpu['cc'] = tuple(_gpu['cc'])\n"
+        "_FAKE = FakeNVML(driver=_MACHINE['driver'], cuda=_MACHINE['cuda'], gpus=_MACHINE['gpus'])\n"
+        "NVMLError = NVMLError\n"
+        "def __getattr__(name):\n    return getattr(_FAKE, name)\n", encoding="utf-8")
+    return {"PYTHONPATH": str(folder)}
