@@ -401,7 +401,7 @@ def test_a_masked_line_is_matched_and_edited_live(tmp_path):
     ('{"schema":1,"platform":{"system":"linux","is_admin":"yes"},"facts":{}}', "platform.is_admin"),
     ('{"schema":1,"platform":{"system":7},"facts":{}}', "platform has no 'system'"),
     ("[" * 100000 + "]" * 100000, "nested more than"),
-])
+], ids=["probes-list", "is-admin-string", "system-number", "nested-100000"])  # short ids: pytest puts them in the env
 def test_malformed_snapshots(cli, tmp_path, content, needle):
     path = tmp_path / "s.json"
     path.write_text(content)
@@ -414,7 +414,7 @@ def test_malformed_snapshots(cli, tmp_path, content, needle):
     ("[tool.llmdoctor.thresholds]\nram_bandwidth_gb_s = 0\n", "must be greater than 0"),
     ("[tool.llmdoctor.thresholds]\nprobe_timeout_s = nan\n", "non-negative number"),
     ("[tool.llmdoctor]\nskip = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
-])
+], ids=["tool-llmdoctor-list", "zero-bandwidth", "nan-timeout", "nested-5000"])
 def test_malformed_configuration(cli, tmp_path, content, needle):
     """(A pyproject.toml whose ``tool`` is not a table is simply not llmdoctor's configuration.)"""
     folder = tmp_path / "project"
