@@ -123,6 +123,15 @@ def _load(config_path: Optional[Path] = None):
     return registry, config
 
 
+def _requirements(path: Optional[Path], config) -> Optional[dict]:
+    """``--require FILE``, else the configuration's ``[require]``, else None."""
+    if path is not None:
+        from llmdoctor.requirements import load_file
+
+        return load_file(path)
+    return config.require
+
+
 def _python(python: Optional[str]) -> str:
     return _target(python)[0]
 
@@ -156,6 +165,8 @@ def check(
         None, "--model", help="Also judge whether this model fits (repeatable)."),
     deep: bool = typer.Option(
         False, "--deep", help="Also run slower self-tests of packages (e.g. 'python -m bitsandbytes')."),
+    require: Optional[Path] = typer.Option(
+        None, "--require", help="A team's requirements file ([require] table) to judge this machine against."),
 ) -> None:
     """Diagnose this machine (or a snapshot) and report findings with the fixes for them."""
     from llmdoctor.runner import collect_live, diagnose, select_checks
@@ -170,13 +181,20 @@ def check(
             skipped.setdefault(check_id, f"skipped by the configuration ({config.source})")
     if "model-fit" in check_ids and not models and not config.models:
         skipped.setdefault("model-fit", "no model named (--model, or [[models]] in the configuration)")
+    requirements = _requirements(require, config)
+    if "require" in check_ids and not requirements:
+        skipped.setdefault("require", "no requirements (--require FILE, or [require] in the configuration)")
+    if requirements and config.require != requirements:
+        from dataclasses import replace
+
+        config = replace(config, require=requirements)  # a snapshot is judged against them too
     if snapshot is not None:
         data = load_snapshot(snapshot)
     else:
         to_probe = [c for c in check_ids if c not in skipped]
         target, how = _target(python)
         data = collect_live(registry, config, to_probe, target, offline,
-                            options={"models": list(models or []), "deep": deep})
+                            options={"models": list(models or []), "deep": deep, "require": requirements})
         data["target_choice"] = {"python": target, "how": how}
     diagnosis = diagnose(data, registry, config, check_ids, skipped, strict=strict)
     fmt = Format.json if as_json else output_format
@@ -285,6 +303,8 @@ def fix(
     route: Optional[str] = typer.Option(
         None, "--route", help="Choose a fix's route (ffmpeg: path, imageio, brew, scoop, winget, conda, "
                               "apt-get, dnf, pacman, zypper, choco); a named machine-wide route needs no --unsafe."),
+    require: Optional[Path] = typer.Option(
+        None, "--require", help="Meet a team's requirements file (with --all: every fix its findings ask for)."),
 ) -> None:
     """Show a fix's plan as a script, ask, apply it (journaled), and verify it worked."""
     from llmdoctor.fixing import FixSession, run_fixes
@@ -304,6 +324,16 @@ def fix(
             bare = mirror.strip().strip("'\"").rstrip("/")
             raise Fail(f"--mirror {mirror}: not an http(s) URL; did you mean --mirror https://{bare.split('://')[-1]}?")
     options = {key: value for key, value in (("mirror", mirror), ("route", route)) if value}
+    requirements = _requirements(require, config)
+    if requirements:
+        options["require"] = requirements
+        if require is not None:
+            options["require_file"] = str(require)
+        endpoint = requirements.get("hf-endpoint")
+        # a file the user names (--require) or keeps in their own configuration names the mirror;
+        # a project's [require] does not decide a machine change on its own
+        if endpoint and endpoint != "official" and not mirror and (require is not None or config.origin == "user"):
+            options["mirror"] = endpoint
     session = FixSession(registry=registry, config=config, python=_python(python), out=_out, yes=yes,
                          dry_run=dry_run, unsafe=unsafe, interactive=_stdin_is_terminal(), options=options)
     raise typer.Exit(run_fixes(session, requested=requested, apply_all=apply_all))
@@ -360,6 +390,46 @@ def fit_command(
         Console(highlight=False, soft_wrap=True).print(text, end="")
     else:
         _out(text)
+
+
+# ----------------------------------------------------------------------------- require
+
+
+@app.command("require")
+def require_command(
+    source: Optional[Path] = typer.Option(
+        None, "--from", help="A snapshot from 'llmdoctor collect' (default: this machine, probed now)."),
+    exact: bool = typer.Option(False, "--exact", help="Exact versions instead of compatible ranges."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the file here instead of printing it."),
+    python: Optional[str] = typer.Option(None, "--python", help="Target interpreter (without --from)."),
+) -> None:
+    """Write a requirements file that this (healthy) machine, or the one in a snapshot, meets."""
+    from llmdoctor.requirements import profile_from_snapshot, to_toml
+
+    registry, config = _load()
+    if source is not None:
+        from llmdoctor.snapshot import load_snapshot
+
+        data = load_snapshot(source)
+        where = str(source)
+    else:
+        from llmdoctor.runner import collect_live, select_checks
+
+        checks = [c for c in select_checks(registry, [], []) if c not in ("require", "model-fit")]
+        data = collect_live(registry, config, checks, _python(python), offline=True, with_target=True)
+        where = "this machine"
+    profile = profile_from_snapshot(data, exact=exact, models=[m.name for m in config.models])
+    text = to_toml(profile, header=f"Requirements met by {where}, written by llmdoctor {__version__}.\n"
+                                   "Check a machine with: llmdoctor check --require FILE; meet them with: "
+                                   "llmdoctor fix --all --require FILE")
+    if output is None:
+        _out(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise Fail(f"{output}: cannot write: {exc.strerror or exc}", EXIT_PROBLEMS) from None
+    _err(f"wrote {len(profile)} kinds of requirement to {output}")
 
 
 # ----------------------------------------------------------------------------- undo

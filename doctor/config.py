@@ -76,6 +76,7 @@ class Config:
     # machine change (mirrors) are applied only from the user's own configuration or the
     # command line; a project's are shown with where they came from.
     origin: Optional[str] = None
+    require: Optional[dict] = None  # a team's requirements ([require]; see llmdoctor.requirements)
 
     def threshold(self, name: str) -> Any:
         return self.thresholds.get(name, DEFAULT_THRESHOLDS.get(name))
@@ -146,7 +147,7 @@ def parse_config(data: dict, source: str, prefix: str = "") -> Config:
     def where(key: str) -> str:
         return f"{source}: {prefix + '.' if prefix else ''}{key}"
 
-    allowed = {"skip", "thresholds", "models", "acknowledge", "hf"}
+    allowed = {"skip", "thresholds", "models", "acknowledge", "hf", "require"}
     for key in data:
         if key not in allowed:
             raise ConfigError(f"{where(key)}: unknown key (expected one of {', '.join(sorted(allowed))})")
@@ -226,7 +227,16 @@ def parse_config(data: dict, source: str, prefix: str = "") -> Config:
             raise ConfigError(f"{where('hf.' + key)}: must be a non-empty string")
         hf[key] = value
 
+    require = None
+    if "require" in data:
+        from llmdoctor.requirements import RequirementError, parse
+
+        try:
+            require = parse(data["require"], source, f"{prefix + '.' if prefix else ''}require")
+        except RequirementError as exc:
+            raise ConfigError(str(exc)) from None
     return Config(
+        require=require,
         source=source,
         skip=tuple(skip),
         thresholds=thresholds,

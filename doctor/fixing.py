@@ -93,13 +93,14 @@ def _diagnose(session: FixSession, fix_ids: list):
 
     registry = session.registry
     check_ids = sorted({c for f in fix_ids for c in registry.fixes[f].checks if c in registry.checks})
-    probe_options = {}
+    probe_options = {"require": session.options["require"]} if session.options.get("require") else {}
     if "hf-endpoint" in fix_ids:
         from llmdoctor.fixes.hf_endpoint import candidates as mirrors
 
         probe_options["hf_candidates"] = mirrors(session.options, session.config, dict(os.environ))  # probe-verified
     snapshot = collect_live(registry, session.config, check_ids, session.python, options=probe_options)
-    return snapshot, diagnose(snapshot, registry, session.config, check_ids, {})
+    skipped = {c: "skipped by the configuration" for c in getattr(session.config, "skip", ()) if c in check_ids}
+    return snapshot, diagnose(snapshot, registry, session.config, check_ids, skipped)
 
 
 def run_fixes(session: FixSession, *, requested: list, apply_all: bool) -> int:
@@ -157,7 +158,9 @@ def _executor(snapshot: dict):
 
 
 def _apply_hint(session: FixSession, fix) -> str:
-    extra = "".join(f" --{key} {value}" for key, value in sorted(session.options.items()) if value)
+    shown = {"mirror": "mirror", "route": "route", "require_file": "require"}
+    extra = "".join(f" --{shown[key]} {value}" for key, value in sorted(session.options.items())
+                    if key in shown and value)
     return f"llmdoctor fix --{fix.id}{extra}"
 
 

@@ -50,12 +50,50 @@ def _index_of(version: str) -> Optional[str]:
     return INDEX.format(tag=local) if re.fullmatch(r"cpu|cu\d+|rocm[\d.]+", local) else None
 
 
+def _required_cuda(context: FixContext) -> Optional[str]:
+    require = context.options.get("require") or getattr(context.config, "require", None) or {}
+    return require.get("torch-cuda")
+
+
+def _plan_required(torch: dict, wanted: str, context: FixContext, result: Plan) -> Plan:
+    """The build a team's requirements name (``torch-cuda = "12.4"``, ``"12.*"`` or ``"cpu"``)."""
+    from llmdoctor.checks.require import cuda_matches
+
+    version = torch.get("version", "")
+    current = torch.get("cuda") or "cpu"
+    if cuda_matches(current, wanted):
+        return result
+    driver_max = driver_max_cuda(context.facts)
+    if wanted == "cpu":
+        tags = ["cpu"]
+    else:
+        tags = [t for t in builds_for(version) if cuda_matches(".".join(str(p) for p in parse_version(t)), wanted)]
+        runnable = [t for t in tags if not driver_max or parse_version(t) <= driver_max]
+        tags = sorted(runnable or tags, key=parse_version)
+    if not tags:
+        result.manual_steps.append(f"torch {_base(version)} has no CUDA {wanted} build (its builds: "
+                                   f"{', '.join(builds_for(version))}): require another torch release")
+        return result
+    tag = tags[-1]
+    python = torch.get("python") or context.python
+    requirements = [f"torch=={_base(version)}+{tag}"]
+    requirements += [f"{name}=={_base(v)}+{tag}" for name, v in sorted((torch.get("companions") or {}).items())]
+    result.actions.append(PipInstall(python, tuple(requirements), index_url=INDEX.format(tag=tag),
+                                     restore_index_url=_index_of(version)))
+    result.notes.append(f"torch {version} -> {_base(version)}+{tag}: the requirements ask for "
+                        f"{'CUDA ' + wanted if wanted != 'cpu' else 'the CPU build'}.")
+    return result
+
+
 def plan(context: FixContext) -> Plan:
     torch = context.facts.get("torch") or {}
     result = Plan("torch-cuda", "reinstall torch as the CUDA build the driver supports")
     if not torch.get("installed"):
         result.manual_steps.append("torch is not installed in the target interpreter (--python)")
         return result
+    wanted = _required_cuda(context)
+    if wanted:
+        return _plan_required(torch, wanted, context, result)
     driver_max = driver_max_cuda(context.facts)
     if not gpus(context.facts) or not driver_max:
         return result  # no NVIDIA GPU: whatever build is installed runs on the CPU, nothing to do
