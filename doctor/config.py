@@ -109,16 +109,21 @@ def find_config_file(cwd: Optional[Path] = None) -> tuple:
     return None, None
 
 
-def _read_toml(path: Path) -> dict:
+def read_toml(path: Path, error: type = None) -> dict:
+    """A TOML file's tables; any problem is one ``error`` (default :class:`ConfigError`) naming it."""
+    error = error or ConfigError
     try:
         with open(path, "rb") as handle:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        raise error(f"{path}: not valid TOML: {exc}") from None
     except RecursionError:
-        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
+        raise error(f"{path}: not valid TOML: nested too deeply") from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+        raise error(f"{path}: cannot be read: {exc.strerror or exc}") from None
+
+
+_read_toml = read_toml
 
 
 def load_config(path: Optional[Path] = None, cwd: Optional[Path] = None) -> Config:

@@ -120,7 +120,7 @@ def _write_new(path: str, data: bytes, mode: int) -> None:
 
 
 def atomic_write(path: str, data: bytes, *, temporary: Optional[str] = None,
-                 default_mode: int = 0o644) -> None:
+                 default_mode: int = 0o644, inherit_owner: bool = True) -> None:
     """Replace the content of ``path`` (through a symlink, to its target) all at once.
 
     ``temporary`` is the name to stage the data under (journaled by the caller, so an
@@ -151,7 +151,7 @@ def atomic_write(path: str, data: bytes, *, temporary: Optional[str] = None,
                 os.chown(temporary, existing.st_uid, existing.st_gid)
             except PermissionError:
                 pass
-        elif existing is None:
+        elif existing is None and inherit_owner:
             _inherit_owner(temporary, folder)
         os.replace(temporary, target)
     except OSError as exc:

@@ -80,21 +80,14 @@ class JournalRecord:
 
     def save(self) -> None:
         # before-states can hold file contents: keep the journal private to the user
-        temporary = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
+        from llmdoctor.fileio import FileIOError, atomic_write
+
         try:
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
-                                 0o600)
-            with open(descriptor, "w", encoding="utf-8") as handle:
-                json.dump(self.data, handle, indent=2)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, self.path)
-        except OSError as exc:
-            try:
-                os.unlink(temporary)
-            except OSError:
-                pass
-            raise JournalError(f"cannot write the journal {self.path}: {exc.strerror or exc}") from None
+            # the journal belongs to whoever runs the fix (undo checks that), never to the folder's owner
+            atomic_write(str(self.path), json.dumps(self.data, indent=2).encode("utf-8"), default_mode=0o600,
+                         inherit_owner=False)
+        except FileIOError as exc:
+            raise JournalError(f"cannot write the journal: {exc}") from None
 
     def begin(self, action: dict, data: dict) -> dict:
         entry = {"action": action, "data": data, "state": "pending"}

@@ -210,23 +210,11 @@ def _check_model_reference(name: str, where: str) -> None:
 def load_file(path: Path) -> dict:
     """Requirements from a file: a ``[require]`` table, a ``[tool.llmdoctor.require]`` table, or
     (for a file of requirements alone) its top level."""
-    import sys
+    from llmdoctor.config import read_toml
 
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
-    try:
-        if not Path(path).is_file():
-            raise RequirementError(f"{path}: no such file")
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
-        raise RequirementError(f"{path}: not valid TOML: {exc}") from None
-    except RecursionError:
-        raise RequirementError(f"{path}: not valid TOML: nested too deeply") from None
-    except OSError as exc:
-        raise RequirementError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    if not Path(path).is_file():
+        raise RequirementError(f"{path}: no such file")
+    data = read_toml(Path(path), RequirementError)
     tool = data.get("tool")
     if isinstance(tool, dict) and isinstance(tool.get("llmdoctor"), dict) and "require" in tool["llmdoctor"]:
         return parse(tool["llmdoctor"]["require"], str(path), "tool.llmdoctor.require")

@@ -48,21 +48,15 @@ MAX_NESTING = 64  # far deeper than any snapshot llmdoctor writes
 def load_snapshot(path: Path) -> dict:
     """A snapshot from a regular file of at most ``MAX_SNAPSHOT_BYTES`` (never a FIFO or a
     device: ``/dev/zero`` would be read until memory runs out, a FIFO would block)."""
-    import stat
+    from llmdoctor.fileio import FileIOError, read_existing
 
     try:
-        info = path.stat()
-    except (OSError, ValueError) as exc:
-        raise SnapshotError(f"{path}: cannot read snapshot: {getattr(exc, 'strerror', None) or exc}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise SnapshotError(f"{path}: not a regular file")
-    if info.st_size > MAX_SNAPSHOT_BYTES:
-        raise SnapshotError(f"{path}: {info.st_size} bytes is too large for a snapshot")
+        raw = read_existing(str(path), MAX_SNAPSHOT_BYTES)
+    except (FileIOError, ValueError) as exc:
+        raise SnapshotError(str(exc) if str(path) in str(exc) else f"{path}: {exc}") from None
+    if raw is None:
+        raise SnapshotError(f"{path}: cannot read snapshot: no such file")
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_SNAPSHOT_BYTES + 1)
-        if len(raw) > MAX_SNAPSHOT_BYTES:
-            raise SnapshotError(f"{path}: too large for a snapshot")
         text = raw.decode("utf-8")
         if _nesting(text) > MAX_NESTING:
             raise SnapshotError(f"{path}: not a snapshot (nested more than {MAX_NESTING} levels deep)")
