@@ -422,7 +422,17 @@ def rules(facts: dict, context: RuleContext) -> list:
             fixes=["bitsandbytes"], facts=facts_out))
     if selection.exists:
         findings += _library_findings(facts, selection, version_text, torch_cuda, usable, capability, system)
-    if selection.outcome == "cpu" and version < bnb.CPU_BACKEND_SINCE:
+    cpu_torch_on_gpu = bool(gpus(context.all_facts)) and torch.get("installed") and not torch.get("cuda")
+    if selection.outcome == "cpu" and version < bnb.CPU_BACKEND_SINCE and cpu_torch_on_gpu:
+        # the root is torch's CPU build: with a CUDA torch this release picks its CUDA library
+        findings.append(Finding(
+            "bitsandbytes.no-cpu-backend", "error",
+            f"bitsandbytes {version_text} loads its CPU library because torch is a CPU build: it has no 4-bit or "
+            "8-bit kernels there",
+            "bitsandbytes follows torch's CUDA; with the CUDA build of torch this release loads its CUDA library. "
+            "'llmdoctor fix --torch-cuda' repairs the root.",
+            fixes=["torch-cuda"], caused_by="torch.cpu-only", facts=facts_out))
+    elif selection.outcome == "cpu" and version < bnb.CPU_BACKEND_SINCE:
         findings.append(Finding(
             "bitsandbytes.no-cpu-backend", "error" if not torch_cuda else "warning",
             f"bitsandbytes {version_text} can do nothing without a GPU: its CPU library has no 4-bit or "

@@ -64,3 +64,38 @@ def driver_advice(needed: tuple, driver_max: tuple, driver_version: str) -> str:
             f"through minor-version compatibility with a limited feature set, and PTX compiled by "
             f"a {text(needed)} toolkit fails with cudaErrorUnsupportedPtxVersion. Update the driver "
             "for full support.")
+
+
+# The compute capabilities each CUDA release's nvcc can build for (lowest, highest), from the
+# CUDA Toolkit release notes and nvcc's "GPU Feature List":
+# https://docs.nvidia.com/cuda/cuda-toolkit-release-notes/index.html (per release: "added support
+# for sm_..." / "dropped support for ..."), https://docs.nvidia.com/cuda/cuda-compiler-driver-nvcc/
+# index.html#gpu-feature-list. 9.0 dropped Fermi (2.x) and added Volta 7.0; 9.2 added 7.2;
+# 10.0 added Turing 7.5; 11.0 dropped Kepler 3.0 and added Ampere 8.0; 11.1 added 8.6; 11.4 added
+# 8.7; 11.8 added Ada 8.9 and Hopper 9.0; 12.0 dropped Kepler 3.5/3.7; 12.8 added Blackwell 10.0,
+# 10.1 and 12.0; 12.9 added 10.3 and 12.1; 13.0 dropped Maxwell, Pascal and Volta (5.0-7.2).
+ARCH_RANGE = (
+    ((9, 0), (3, 0), (7, 0)), ((9, 2), (3, 0), (7, 2)), ((10, 0), (3, 0), (7, 5)), ((11, 0), (3, 5), (8, 0)),
+    ((11, 1), (3, 5), (8, 6)), ((11, 4), (3, 5), (8, 7)), ((11, 8), (3, 5), (9, 0)), ((12, 0), (5, 0), (9, 0)),
+    ((12, 8), (5, 0), (12, 0)), ((12, 9), (5, 0), (12, 1)), ((13, 0), (7, 5), (12, 1)),
+)
+
+
+def arch_range(release: tuple) -> Optional[tuple]:
+    """(lowest, highest) compute capability nvcc ``release`` builds for; None before 9.0."""
+    found = None
+    for since, lowest, highest in ARCH_RANGE:
+        if release[:2] >= since:
+            found = (lowest, highest)
+    return found
+
+
+def first_release_for(capability: tuple) -> Optional[tuple]:
+    """The first CUDA release whose nvcc builds for ``capability``."""
+    return next((since for since, lowest, highest in ARCH_RANGE if lowest <= capability <= highest), None)
+
+
+def last_release_for(capability: tuple) -> Optional[tuple]:
+    """The last CUDA release (by this table) whose nvcc still builds for ``capability``."""
+    supporting = [since for since, lowest, highest in ARCH_RANGE if lowest <= capability <= highest]
+    return supporting[-1] if supporting else None

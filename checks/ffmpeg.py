@@ -39,9 +39,16 @@ def usual_folders(environ: dict) -> list:
         drives = [environ.get("SystemDrive", "C:") + "\\"]
         folders = [os.path.join(d, "ffmpeg", "bin") for d in drives]
         folders += glob.glob(os.path.join(drives[0], "ffmpeg*", "bin"))
+        local = environ.get("LOCALAPPDATA", "")
+        scoop = environ.get("SCOOP") or os.path.join(home, "scoop")
         folders += [os.path.join(environ.get("ProgramFiles", "C:\\Program Files"), "ffmpeg", "bin"),
                     os.path.join(home, "ffmpeg", "bin"),
-                    os.path.join(environ.get("LOCALAPPDATA", ""), "Microsoft", "WinGet", "Links")]
+                    os.path.join(local, "Microsoft", "WinGet", "Links"),
+                    # scoop's shims and app folder; Chocolatey's shims
+                    os.path.join(scoop, "shims"), os.path.join(scoop, "apps", "ffmpeg", "current", "bin"),
+                    os.path.join(environ.get("ProgramData", "C:\\ProgramData"), "chocolatey", "bin")]
+        # winget unpacks Gyan's builds under Packages\Gyan.FFmpeg_*\ffmpeg-<version>-full_build\bin
+        folders += glob.glob(os.path.join(local, "Microsoft", "WinGet", "Packages", "Gyan.FFmpeg*", "ffmpeg-*", "bin"))
         folders += glob.glob(os.path.join(home, "Downloads", "ffmpeg*", "bin"))
         return folders
     return [os.path.join(home, "ffmpeg", "bin"), os.path.join(home, "bin"), os.path.join(home, ".local", "bin"),
@@ -72,8 +79,10 @@ def probe_ffmpeg(environ: dict, site_packages: list, timeout: float) -> dict:
     facts["path_file_entries"] = [e for e in entries if os.path.basename(e.strip('"')).lower() in
                                   ("ffmpeg", "ffmpeg.exe") and os.path.isfile(e.strip('"'))]
     on_path = {os.path.normcase(os.path.abspath(e.strip('"'))) for e in entries}
+    # also one folder below a PATH entry: PATH names ...\ffmpeg-7.0-full_build, the program is in its bin
+    below = [os.path.join(e.strip('"'), "bin") for e in entries if os.path.isdir(e.strip('"'))]
     facts["not_on_path"] = sorted({
-        folder for folder in usual_folders(environ)
+        folder for folder in usual_folders(environ) + below
         if folder and os.path.isfile(os.path.join(folder, _exe("ffmpeg")))
         and os.path.normcase(os.path.abspath(folder)) not in on_path})
     bundled = []

@@ -128,10 +128,15 @@ def _where_set(environ: dict) -> dict:
             lines = read_shell_lines(path)
         except FileIOError:
             continue
+        managed = False  # inside llmdoctor's own block: a fix saved it
         for number, line in enumerate(lines, start=1):
+            if line.startswith("# >>> llmdoctor hf-endpoint >>>"):
+                managed = True
+            elif line.startswith("# <<< llmdoctor hf-endpoint <<<"):
+                managed = False
             match = SETTING.match(line)
             if match and not line.lstrip().startswith("#"):
-                places["startup_files"].append({"file": str(path), "line": number,
+                places["startup_files"].append({"file": str(path), "line": number, "managed": managed,
                                                 "value": shell_word(match.group(1))})
     conda = environ.get("CONDA_PREFIX")
     if conda and (Path(conda) / "conda-meta").is_dir():
@@ -334,6 +339,16 @@ def rules(facts: dict, context: RuleContext) -> list:
     env = facts.get("env", {})
     raw = env.get("HF_ENDPOINT")
     hub = facts.get("hub_version")
+    saved = [p for p in (facts.get("persisted") or {}).get("startup_files", []) if p.get("managed")]
+    if raw is not None and saved and raw.strip().rstrip("/") != saved[-1]["value"].rstrip("/"):
+        # a fix already saved the value for new terminals: this one is merely stale, no fix to repeat
+        good = saved[-1]["value"]
+        findings.append(Finding(
+            "hf-endpoint.stale-terminal", "info",
+            f"new terminals get HF_ENDPOINT={good} (saved by llmdoctor); this one still has {raw!r}",
+            f"Open a new terminal, or in this one run: export HF_ENDPOINT={good}"))
+        raw = good
+        env = dict(env, HF_ENDPOINT=good)
     if raw is not None:
         findings += value_findings(raw, hub)
     for name, exists in (facts.get("ca_files") or {}).items():

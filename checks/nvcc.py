@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 from llmdoctor import proc
-from llmdoctor.checks.cuda_knowledge import parse_version, text
+from llmdoctor.checks.cuda_knowledge import arch_range, first_release_for, last_release_for, parse_version, text
 from llmdoctor.checks.cuda_toolkit import wrapper_target
 from llmdoctor.models import Check, Finding, ProbeContext, RuleContext, SmokeTest
 
@@ -170,12 +170,15 @@ def rules(facts: dict, context: RuleContext) -> list:
         return findings
     release = parse_version(facts.get("release"))
     findings.append(Finding("nvcc.version", "ok", f"nvcc {facts.get('version', '?')} at {nvcc}"))
-    if " " in nvcc or " " in facts.get("toolkit_root", ""):
+    findings += _arch_findings(release, (context.all_facts.get("nvidia-driver") or {}).get("gpus") or [])
+    root = facts.get("toolkit_root", "")
+    default_windows = "\\program files\\" in (root or nvcc).lower()  # every default install: build tools quote it
+    if (" " in nvcc or " " in root) and not default_windows:
         findings.append(Finding(
-            "nvcc.spaces-in-path", "info", "the CUDA toolkit path contains spaces",
-            "Most build systems quote it correctly; hand-written Makefiles and some setup.py "
-            "scripts do not. If a build fails at the nvcc line, use the 8.3 short path or a "
-            "junction without spaces."))
+            "nvcc.spaces-in-path", "info", "the CUDA toolkit path contains spaces: it bites hand-written Makefiles",
+            "CMake, setuptools and PyTorch's extension builder quote it; hand-written Makefiles and some setup.py "
+            "scripts do not. If such a build fails at the nvcc line, install the toolkit in a folder without "
+            "spaces or make a link to it."))
     window = dict(facts.get("host_config") or {})
     window_source = f"its {window.get('path')}" if window else "the table of known windows"
     if not window.get("gcc_max_major") and not window.get("msvc_limit") and release:
@@ -190,11 +193,15 @@ def rules(facts: dict, context: RuleContext) -> list:
         return findings
     if not compiler.get("version"):
         if compiler.get("requested") and not compiler.get("path"):
+            windows = compiler.get("requested") in ("cl", "cl.exe")
             findings.append(Finding(
-                "nvcc.no-host-compiler", "warning",
-                f"nvcc needs a host compiler and {compiler.get('requested')} is not on PATH",
-                "On Linux install gcc/g++ (e.g. apt install build-essential); on Windows run from a "
-                "'x64 Native Tools' prompt so cl.exe is found."))
+                "nvcc.no-host-compiler", "info" if windows else "warning",
+                f"nvcc needs a host compiler and {compiler.get('requested')} is not on PATH"
+                + (": only nvcc run by hand and PyTorch extension builds outside a developer prompt need it"
+                   if windows else ""),
+                "CMake's Visual Studio generator finds cl.exe itself; for nvcc by hand or pip-built extensions, open "
+                "an 'x64 Native Tools' prompt." if windows else
+                "Install gcc/g++ (e.g. apt install build-essential)."))
         return findings
     version = parse_version(compiler["version"]) or (0, 0)
     label = f"{compiler['kind']} {compiler['version']}"
@@ -288,6 +295,40 @@ def _local_capability() -> Optional[str]:
     return gpus[0].get("compute_capability") if gpus else None
 
 
+def _arch_findings(release: Optional[tuple], gpus: list) -> list:
+    """Can this nvcc build for the GPUs here? Outside its range nvcc stops with "nvcc fatal :
+    Unsupported gpu architecture 'compute_XY'" (the table: ``cuda_knowledge.ARCH_RANGE``)."""
+    supported = arch_range(release) if release else None
+    if not supported:
+        return []
+    findings = []
+    for gpu in gpus:
+        capability = parse_version(str(gpu.get("compute_capability") or ""))
+        if not capability:
+            continue
+        arch = f"compute_{capability[0]}{capability[1]}"
+        if capability > supported[1]:
+            first = first_release_for(capability)
+            findings.append(Finding(
+                "nvcc.gpu-too-new", "error",
+                f"nvcc {text(release)} cannot build for {gpu.get('name', 'the GPU')} (compute capability "
+                f"{text(capability)}): \"Unsupported gpu architecture '{arch}'\"",
+                f"CUDA {text(release)} builds for compute capability {text(supported[0])} to {text(supported[1])}. "
+                + (f"Install CUDA {text(first)} or newer for this GPU." if first else "Install a newer CUDA toolkit."),
+                facts={"capability": text(capability), "first_cuda": text(first) if first else None}))
+        elif capability < supported[0]:
+            last = last_release_for(capability)
+            findings.append(Finding(
+                "nvcc.gpu-too-old", "error",
+                f"nvcc {text(release)} no longer builds for {gpu.get('name', 'the GPU')} (compute capability "
+                f"{text(capability)}): \"Unsupported gpu architecture '{arch}'\"",
+                f"CUDA {text(release)} builds for compute capability {text(supported[0])} and up. "
+                + (f"Use a CUDA {text(last)} toolkit (the last that builds for it) to compile for this GPU."
+                   if last else "Use an older CUDA toolkit."),
+                facts={"capability": text(capability), "last_cuda": text(last) if last else None}))
+    return findings
+
+
 CHECK = Check(
     id="nvcc",
     title="nvcc and its host compiler",
@@ -297,4 +338,5 @@ CHECK = Check(
     timeout=15.0,
     smoke=(SmokeTest("nvcc", "Compile a tiny CUDA kernel (and run it on a GPU)",
                      "llmdoctor.checks.nvcc:smoke_nvcc", timeout=180.0),),
+    requires=("nvidia-driver",),
 )

@@ -167,11 +167,22 @@ def _startup_sources(home: Path) -> list:
             for number, line in enumerate(text_lines, start=1)
             if "PATH" in line and not line.lstrip().startswith("#")
         ]
-        if lines:
+        # what 'llmdoctor fix --path' took out: lines it disabled, and the PATH lines of the copy it
+        # kept from before (NAME.llmdoctor-backup); an entry only there makes this terminal stale
+        disabled = [{"line": number, "text": line[:2000]} for number, line in enumerate(text_lines, start=1)
+                    if line.startswith("# ") and "# disabled by llmdoctor" in line]
+        try:
+            backup = read_shell_lines(str(path) + ".llmdoctor-backup")
+        except FileIOError:
+            backup = []
+        disabled += [{"line": number, "text": line[:2000]} for number, line in enumerate(backup, start=1)
+                     if "PATH" in line and not line.lstrip().startswith("#")]
+        if lines or disabled:
             # a user's own file by its place under HOME, even when it is a link into a
             # dotfiles repository elsewhere (stow, chezmoi, yadm)
             own = os.path.abspath(path).startswith(os.path.join(os.path.abspath(home), ""))
-            sources.append({"file": str(path), "user": own or _is_under(path, home), "lines": lines})
+            sources.append({"file": str(path), "user": own or _is_under(path, home), "lines": lines,
+                            "disabled": disabled})
     return sources
 
 
@@ -298,6 +309,22 @@ def mentions_entry(line: str, entry: str) -> bool:
     return bool(entry) and "PATH" in line and bool(entry_pattern(entry).search(line))
 
 
+def home_spellings(entry: str, home: str) -> list:
+    """How a startup file may spell an entry under HOME: as is, $HOME/..., ${HOME}/..., ~/..."""
+    spellings = [entry]
+    if home and home != "/" and (entry == home or entry.startswith(home.rstrip("/") + "/")):
+        rest = entry[len(home.rstrip("/")):]
+        spellings += [prefix + rest for prefix in ("$HOME", "${HOME}", "~")]
+    return spellings
+
+
+def disabled_by_llmdoctor(entry: str, facts: dict) -> bool:
+    """Whether a startup-file line adding ``entry`` was disabled or edited by 'llmdoctor fix --path'."""
+    patterns = [entry_pattern(spelling) for spelling in home_spellings(entry, facts.get("home", ""))]
+    return any(pattern.search(line["text"]) for pattern in patterns
+               for source in facts.get("startup_files", []) for line in source.get("disabled", []))
+
+
 def _where_set(entry: str, facts: dict) -> list:
     """Startup-file lines (POSIX) that add an entry to PATH."""
     return [f"{source['file']}:{line['line']}"
@@ -356,6 +383,30 @@ def rules(facts: dict, context: RuleContext) -> list:
             file_entries.append(entry)
         elif not entry.get("exists"):
             missing.append(entry)
+
+    if not windows:  # entries a fix already took out of the startup files: this terminal is just stale
+        stale = [e for e in quoted + relative + missing + file_entries
+                 if not any(_where_set(s, facts) for s in home_spellings(e["raw"], facts.get("home", "")))
+                 and disabled_by_llmdoctor(e["raw"], facts)]
+        if stale:
+            keys = {id(e) for e in stale}
+            quoted, relative, missing, file_entries = ([e for e in group if id(e) not in keys]
+                                                       for group in (quoted, relative, missing, file_entries))
+            kept = []  # this PATH as a new terminal builds it: a file entry becomes its folder
+            for e in entries:
+                value = os.path.dirname(e["raw"]) if id(e) in keys and e.get("is_file") else (
+                    None if id(e) in keys else e["raw"])
+                if value and value not in kept:
+                    kept.append(value)
+            import shlex
+
+            findings.append(Finding(
+                "path.stale-terminal", "info",
+                f"new terminals no longer get {_some(stale, 'raw')} (llmdoctor took "
+                f"{'it' if len(stale) == 1 else 'them'} out of the startup files); this terminal still has "
+                f"{'it' if len(stale) == 1 else 'them'}",
+                "Open a new terminal, or in this one run:\n  export PATH=" + shlex.quote(":".join(kept)),
+                facts={"entries": [e["raw"] for e in stale]}))
 
     if missing:
         findings.append(Finding(

@@ -264,6 +264,7 @@ def label(install: dict) -> str:
 
 def rules(facts: dict, context: RuleContext) -> list:
     findings: list = []
+    torch_installed = bool((context.all_facts.get("torch") or {}).get("installed"))
     installs = [i for i in facts.get("installs", []) if i.get("major") in BUILD_CUSTOMIZATIONS]
     toolkit = toolkit_in_use(facts)
     if facts.get("vswhere_error"):
@@ -275,13 +276,13 @@ def rules(facts: dict, context: RuleContext) -> list:
             "no Visual Studio or Build Tools install found" + ("" if facts.get("vswhere") else " (no vswhere)"),
             "nvcc needs MSVC's cl.exe as its host compiler on Windows: install Visual Studio 2022 Build Tools "
             "with the 'Desktop development with C++' workload." if toolkit else ""))
-        return findings + _environment_findings(facts)
+        return findings + _environment_findings(facts, torch_installed)
     if toolkit is None:
         findings.append(Finding("vs-cuda.no-toolkit", "info",
                                 "no CUDA toolkit found, so there is nothing to integrate with Visual Studio"))
     for install in installs:
         findings += _install_findings(install, toolkit, facts)
-    findings += _environment_findings(facts)
+    findings += _environment_findings(facts, torch_installed)
     if not any(f.severity in ("warning", "error") for f in findings) and toolkit:
         findings.append(Finding(
             "vs-cuda.ok", "ok",
@@ -399,14 +400,15 @@ def _msvc_findings(install: dict, toolkit: dict, facts: dict) -> list:
     return findings
 
 
-def _environment_findings(facts: dict) -> list:
+def _environment_findings(facts: dict, torch_installed: bool = False) -> list:
     findings = []
     env = facts.get("env") or {}
-    if env.get("VSCMD_ARG_TGT_ARCH") and not env.get("DISTUTILS_USE_SDK"):
+    # it bites only PyTorch extension builds (setuptools' MSVC discovery), so only where torch is
+    if env.get("VSCMD_ARG_TGT_ARCH") and not env.get("DISTUTILS_USE_SDK") and torch_installed:
         findings.append(Finding(
             "vs-cuda.distutils-use-sdk", "warning",
             f"a Visual Studio developer prompt is active ({env['VSCMD_ARG_TGT_ARCH']}) but DISTUTILS_USE_SDK "
-            "is not set",
+            "is not set: PyTorch extension builds (torch is installed) set up MSVC a second time",
             f"PyTorch's extension builds warn \"{TORCH_SDK_MESSAGE}\" and setuptools activates vcvarsall again, "
             "which can overflow cmd.exe's 8,191-character line. Run: set DISTUTILS_USE_SDK=1"))
     cwd = facts.get("cwd") or ""
@@ -427,4 +429,5 @@ CHECK = Check(
     applies=applies,
     order=55,
     timeout=15.0,
+    requires=("torch",),
 )

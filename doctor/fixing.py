@@ -181,8 +181,15 @@ def _one_fix(session: FixSession, fix, snapshot: dict, diagnosis) -> tuple:
     executor = _executor(snapshot)
     plan.actions = executor.effective(plan.actions)  # drop what is already so
     if plan.is_empty:
-        out(f"✓ {fix.id}: nothing to do; the checks it covers ({', '.join(fix.checks)}) "
-            "found nothing it can change.")
+        stale = [f for f in diagnosis.all_findings() if f.id.endswith(".stale-terminal")
+                 and f.id.split(".", 1)[0] in fix.checks]
+        if stale:
+            detail = stale[0].details.splitlines()[-1].strip()
+            out(f"✓ {fix.id}: nothing to change: new terminals are already fixed; this terminal still has the old "
+                f"value (open a new terminal, or run: {detail})")
+        else:
+            out(f"✓ {fix.id}: nothing to do; the checks it covers ({', '.join(fix.checks)}) "
+                "found nothing it can change.")
         return EXIT_OK, None
     flavour = "powershell" if snapshot["platform"]["system"] == "windows" else "bash"
     is_admin = bool(snapshot["platform"].get("is_admin"))
@@ -249,7 +256,7 @@ def _apply_one(session: FixSession, fix, plan, executor, snapshot: dict, *, shel
         return EXIT_OK
     if not plan.actions:
         verdict, code = verify(session, fix, afterwards)
-        if code == EXIT_OK and afterwards == "new-terminal":  # startup files already clean, this terminal stale
+        if code == EXIT_OK and afterwards == "new-terminal" and not plan.manual_steps:  # this terminal is stale
             out(f"✓ {fix.id}: nothing to change: new terminals are already healthy; "
                 "this one keeps its old environment until you open a new one")
             return EXIT_OK

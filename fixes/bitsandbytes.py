@@ -44,6 +44,11 @@ def plan(context: FixContext) -> Plan:
     result = Plan("bitsandbytes", "make bitsandbytes load a native library that works here")
     problems = {f.id.split(".", 1)[1]: f for f in context.findings if f.id.startswith("bitsandbytes.")
                 and f.severity in ("warning", "error") and "bitsandbytes" in f.fixes}
+    rooted = [f for f in context.findings if f.id.startswith("bitsandbytes.") and f.caused_by == "torch.cpu-only"]
+    if rooted and not problems:
+        result.manual_steps.append("the root is torch's CPU build, not bitsandbytes: run 'llmdoctor fix --torch-cuda' "
+                                   "(bitsandbytes then follows torch's CUDA)")
+        return result
     if not problems:
         return result
     python = facts.get("python") or context.python

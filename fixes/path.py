@@ -29,6 +29,7 @@ from llmdoctor.checks.path import (
     CORE_USER_VARIABLES,
     EDITOR_LIMIT,
     PERCENT_REFERENCE,
+    disabled_by_llmdoctor,
     entry_pattern,
     expand_windows,
     find_ci,
@@ -246,6 +247,8 @@ def plan_posix(facts: dict) -> Plan:
                   for spelled, spelled_replacement in _spellings(text, replacement, home)
                   for s, line in _lines_setting(spelled, facts)]
         user_places = [p for p in places if p[0]["user"]]
+        if not places and disabled_by_llmdoctor(text, facts):
+            continue  # an earlier fix took it out: only this terminal still has it (path.stale-terminal)
         if not user_places:
             where = ", ".join(f"{s['file']}:{line['line']}" for s, line, _, _ in places)
             if where:

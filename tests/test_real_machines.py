@@ -214,3 +214,141 @@ def test_a_newcomers_six_mistakes_give_six_roots_and_nothing_else(cli, tmp_path)
     override = [f for f in findings if "BNB_CUDA_VERSION" in f["message"]]
     assert [f["id"] for f in override] == ["bitsandbytes.override-ignored"]
     assert not [f for f in findings if "CUDA ?" in f["message"] or "ffmpeg is not installed" in f["message"]]
+
+
+# ----------------------------------------------------------------------------- the rules real failures need
+
+
+def _rules(check, facts: dict, all_facts: dict, system: str = "linux") -> dict:
+    from llmdoctor.models import RuleContext
+
+    context = RuleContext(platform={"system": system}, all_facts={**all_facts, check.id: facts})
+    return {f.id: f for f in check.rules(facts, context)}
+
+
+NVCC_OK = {"nvcc": "/usr/local/cuda/bin/nvcc", "run": {"ok": True}, "release": "12.4", "version": "12.4.131",
+           "toolkit_root": "/usr/local/cuda-12.4", "host_compiler": {"kind": "gcc", "version": "12.2.0",
+                                                                      "path": "/usr/bin/gcc"}}
+
+
+@pytest.mark.parametrize("release, capability, expected, advice", [
+    ("12.4", "12.0", "nvcc.gpu-too-new", "CUDA 12.8 or newer"),      # an RTX 5090 with CUDA 12.4
+    ("11.7", "8.9", "nvcc.gpu-too-new", "CUDA 11.8 or newer"),       # an RTX 4090 with CUDA 11.7
+    ("13.0", "6.1", "nvcc.gpu-too-old", "CUDA 12.9"),                # a GTX 1080 with CUDA 13.0
+    ("12.8", "12.0", None, None), ("13.0", "8.9", None, None),
+])
+def test_can_this_nvcc_target_this_gpu(release, capability, expected, advice):
+    """CUDA release notes: 11.8 added sm_89/sm_90, 12.8 sm_100/sm_120, 13.0 dropped sm_50-sm_72."""
+    from llmdoctor.checks import nvcc
+
+    facts = dict(NVCC_OK, release=release, version=release + ".0")
+    gpu = {"name": "the GPU", "compute_capability": capability}
+    found = _rules(nvcc.CHECK, facts, {"nvidia-driver": {"gpus": [gpu]}})
+    arch = {k: v for k, v in found.items() if k.startswith("nvcc.gpu-too")}
+    if expected is None:
+        assert not arch
+    else:
+        assert list(arch) == [expected] and advice in arch[expected].details
+        assert f"'compute_{capability.replace('.', '')}'" in arch[expected].message
+
+
+def test_toolkit_against_torch_cuda_for_extension_builds(tmp_path):
+    """torch.utils.cpp_extension refuses another major and only warns on another minor."""
+    from llmdoctor.checks import cuda_toolkit
+    from llmdoctor.fixes import cuda_home
+    from llmdoctor.models import FixContext
+
+    from gpu_fakes import make_toolkit
+
+    make_toolkit(tmp_path / "cuda-13.0", "13.0.88")
+    facts = cuda_toolkit.probe_toolkits({"CUDA_HOME": str(tmp_path / "cuda-13.0"), "PATH": "/usr/bin"}, [], 10)
+    torch = {"installed": True, "version": "2.5.1+cu124", "cuda": "12.4"}
+    found = _rules(cuda_toolkit.CHECK, facts, {"torch": torch})
+    major = found["cuda-toolkit.torch-cuda-major-mismatch"]
+    assert major.severity == "error" and "13.0" in major.message and "12.4" in major.message
+    assert major.fixes == [] and "nvidia-cuda-nvcc-cu12" in major.details
+    plan = cuda_home.plan(FixContext(facts={"cuda-toolkit": facts, "torch": torch}, findings=[],
+                                     platform={"system": "linux", "home": str(tmp_path)}, python="/p"))
+    assert not plan.actions and "no installed toolkit has torch's CUDA 12" in plan.manual_steps[0]  # never 13.0
+
+    make_toolkit(tmp_path / "cuda-12.6", "12.6.77")
+    facts = cuda_toolkit.probe_toolkits({"CUDA_HOME": str(tmp_path / "cuda-12.6"), "PATH": "/usr/bin"}, [], 10)
+    found = _rules(cuda_toolkit.CHECK, facts, {"torch": torch})
+    assert found["cuda-toolkit.torch-cuda-minor-mismatch"].severity == "info"
+
+
+def test_bitsandbytes_beside_a_cpu_torch_is_rooted_in_torch(tmp_path):
+    from bnb_trees import compile_library, make_bitsandbytes, make_torch, target
+
+    from llmdoctor.checks import bitsandbytes
+    from llmdoctor.fixes import bitsandbytes as bnb_fix
+    from llmdoctor.models import FixContext
+
+    site = tmp_path / "site"
+    make_bitsandbytes(site, "0.43.1", compile_library(tmp_path / "stub", "libstub.so"))
+    make_torch(site, None)
+    facts = bitsandbytes.probe_bitsandbytes(target("/venv/bin/python", [site], {"bitsandbytes": "0.43.1",
+                                                                                "torch": "2.13.0"}),
+                                            {"PATH": "/usr/bin", "HOME": str(tmp_path)}, False, 10.0)
+    driver = {"gpus": [{"name": "RTX 4090", "compute_capability": "8.9"}], "cuda_driver_version": 13000}
+    found = _rules(bitsandbytes.CHECK, facts, {"nvidia-driver": driver})
+    root = found["bitsandbytes.no-cpu-backend"]
+    assert root.caused_by == "torch.cpu-only" and root.fixes == ["torch-cuda"]
+    plan = bnb_fix.plan(FixContext(facts={"bitsandbytes": facts, "nvidia-driver": driver},
+                                   findings=list(found.values()), platform={"system": "linux"}, python="/p"))
+    assert not plan.actions and "fix --torch-cuda" in plan.manual_steps[0]
+
+
+def test_ffmpeg_one_folder_below_a_path_entry(tmp_path):
+    from llmdoctor.checks import ffmpeg
+
+    build = tmp_path / "ffmpeg-7.0-full_build"
+    (build / "bin").mkdir(parents=True)
+    (build / "bin" / "ffmpeg").write_text("#!/bin/sh\n")
+    (build / "bin" / "ffmpeg").chmod(0o755)
+    facts = ffmpeg.probe_ffmpeg({"PATH": f"{build}:/usr/bin:/bin", "HOME": str(tmp_path / "h")}, [], 5)
+    assert str(build / "bin") in facts["not_on_path"]
+    found = _rules(ffmpeg.CHECK, facts, {})
+    assert found["ffmpeg.not-on-path"].fixes == ["ffmpeg"] and "ffmpeg.missing" not in found
+
+
+def test_noise_fires_only_where_it_bites():
+    from llmdoctor.checks import nvcc
+
+    windows = dict(NVCC_OK, nvcc="C:\\Program Files\\NVIDIA GPU Computing Toolkit\\CUDA\\v12.4\\bin\\nvcc.exe",
+                   toolkit_root="C:\\Program Files\\NVIDIA GPU Computing Toolkit\\CUDA\\v12.4",
+                   host_compiler={"requested": "cl"})
+    found = _rules(nvcc.CHECK, windows, {}, system="windows")
+    assert "nvcc.spaces-in-path" not in found  # the default install: every build tool quotes it
+    assert found["nvcc.no-host-compiler"].severity == "info"
+    assert "Visual Studio generator finds cl.exe itself" in found["nvcc.no-host-compiler"].details
+    odd = dict(NVCC_OK, nvcc="/opt/my cuda/bin/nvcc", toolkit_root="/opt/my cuda")
+    assert "nvcc.spaces-in-path" in _rules(nvcc.CHECK, odd, {})
+
+
+def test_after_a_fix_this_terminal_is_called_stale_not_broken_again(cli, tmp_path):
+    home = tmp_path / "home"
+    (home / "tools").mkdir(parents=True)
+    (home / "tools" / "ffmpeg").write_text("#!/bin/sh\n")
+    (home / "tools" / "ffmpeg").chmod(0o755)
+    (home / ".bashrc").write_text('export PATH="$HOME/tools/ffmpeg:$HOME/gone/bin:$PATH"\n')
+    env = {"HOME": str(home), "SHELL": "/bin/bash", "PATH": f"{home}/tools/ffmpeg:{home}/gone/bin:/usr/bin:/bin"}
+    assert cli("fix", "--path", "--yes", env=env).code == 0
+    report = cli("check", "--only", "path", "--json", env=env)
+    assert report.code == 0
+    (check,) = report.json()["checks"]
+    (stale,) = [f for f in check["findings"] if f["severity"] != "ok"]
+    assert stale["id"] == "path.stale-terminal" and stale["severity"] == "info" and not stale["fixes"]
+    assert f"export PATH={home}/tools:/usr/bin:/bin" in stale["details"]
+    again = cli("fix", "--path", "--yes", env=env)
+    assert again.code == 0 and "new terminals are already fixed" in again.stdout
+    assert f"export PATH={home}/tools:/usr/bin:/bin" in again.stdout
+
+    quoted = {**env, "HF_ENDPOINT": "'http://127.0.0.1:9/'"}
+    with open(home / ".bashrc", "a") as handle:
+        handle.write("# >>> llmdoctor hf-endpoint >>>\nexport HF_ENDPOINT=http://127.0.0.1:9\n"
+                     "# <<< llmdoctor hf-endpoint <<<\n")
+    hf = cli("check", "--only", "hf-endpoint", "--json", env=quoted).json()
+    ids = {f["id"]: f for c in hf["checks"] for f in c["findings"]}
+    assert "hf-endpoint.stale-terminal" in ids and "hf-endpoint.quoted" not in ids
+    assert "export HF_ENDPOINT=http://127.0.0.1:9" in ids["hf-endpoint.stale-terminal"]["details"]

@@ -27,8 +27,9 @@ from conftest import DATA
 WINDOWS = {"system": "windows", "release": "11", "is_admin": True}
 
 
-def diagnose(facts: dict) -> list:
-    return vs_cuda.rules(facts, RuleContext(platform=WINDOWS, config=Config(), all_facts={"vs-cuda": facts}))
+def diagnose(facts: dict, torch: bool = False) -> list:
+    all_facts = {"vs-cuda": facts, "torch": {"installed": torch}}
+    return vs_cuda.rules(facts, RuleContext(platform=WINDOWS, config=Config(), all_facts=all_facts))
 
 
 def problems(findings: list) -> set:
@@ -139,11 +140,13 @@ def test_msc_ver_of_toolsets():
 def test_developer_prompt_without_distutils_use_sdk_and_spaces(tmp_path):
     facts = probe_scenario("healthy", tmp_path, cwd="C:\\Users\\Ada Lovelace\\my model")
     facts["env"] = {"VSCMD_ARG_TGT_ARCH": "x64"}
-    findings = {f.id: f for f in diagnose(facts)}
+    findings = {f.id: f for f in diagnose(facts, torch=True)}
     assert "Please set `DISTUTILS_USE_SDK=1` and try again." in findings["vs-cuda.distutils-use-sdk"].details
     assert "spaces" in findings["vs-cuda.path-with-spaces"].message
+    # outside a PyTorch extension build context (no torch in the target) it does not bite
+    assert "vs-cuda.distutils-use-sdk" not in problems(diagnose(facts, torch=False))
     facts["env"]["DISTUTILS_USE_SDK"] = "1"
-    assert "vs-cuda.distutils-use-sdk" not in problems(diagnose(facts))
+    assert "vs-cuda.distutils-use-sdk" not in problems(diagnose(facts, torch=True))
 
 
 # ------------------------------------------------------------------ fix --vs-cuda: copy, verify, undo
