@@ -75,6 +75,8 @@ def probe_bitsandbytes(target: dict, environment: dict, windows: bool, timeout: 
         return facts
     facts["files"] = [n for n in names if n.startswith("libbitsandbytes_") and n.endswith((".so", ".dll", ".dylib"))]
     facts["libraries"] = {}
+    if windows and _older_than_windows_support(facts["version"]):
+        return facts  # the root is the release itself: its libraries are not resolved through the DLL search
     resolver = DllResolver(facts, environment) if windows else ElfResolver(facts, environment, timeout)
     for name in _worth_reading(facts):
         facts["libraries"][name] = inspect_library(folder / name, resolver)
@@ -82,6 +84,15 @@ def probe_bitsandbytes(target: dict, environment: dict, windows: bool, timeout: 
         if missing and not windows:
             facts["libraries"][name]["candidates"] = {m: library_candidates(m, facts, environment) for m in missing}
     return facts
+
+
+def _older_than_windows_support(version: Optional[str]) -> bool:
+    from packaging.version import InvalidVersion
+
+    try:
+        return bnb.Version(version or "") < bnb.WINDOWS_SINCE
+    except InvalidVersion:
+        return False
 
 
 STARTUP_FILES = (".bashrc", ".bash_profile", ".profile", ".zshrc", ".zprofile", ".zshenv", ".config/fish/config.fish")
@@ -167,6 +178,11 @@ def inspect_library(path: Path, resolver) -> dict:
         info = read_library(str(path))
     except BinaryFormatError as exc:
         return {"error": str(exc)}
+    expected = {"DllResolver": "pe", "ElfResolver": "elf"}.get(type(resolver).__name__)
+    if expected and info.format != expected:
+        # a Linux .so in a Windows install (or the reverse): its names mean nothing to this loader
+        return {"format": info.format, "needed": info.needed, "wrong_format": True, "found": {}, "missing": [],
+                "path_only": [], "runpath": [], "sm": info.sm, "ptx": info.ptx}
     found, missing, path_only = {}, [], []
     for needed in info.needed:
         where = resolver.find(needed, info, path.parent)
@@ -177,8 +193,8 @@ def inspect_library(path: Path, resolver) -> dict:
             found[needed] = where[5:]
         else:
             found[needed] = where
-    return {"needed": info.needed, "found": found, "missing": missing, "path_only": path_only,
-            "runpath": info.runpath or info.rpath, "sm": info.sm, "ptx": info.ptx}
+    return {"format": info.format, "needed": info.needed, "found": found, "missing": missing,
+            "path_only": path_only, "runpath": info.runpath or info.rpath, "sm": info.sm, "ptx": info.ptx}
 
 
 class ElfResolver:
@@ -384,8 +400,10 @@ def rules(facts: dict, context: RuleContext) -> list:
         findings.append(Finding(
             "bitsandbytes.windows-unsupported", "error",
             f"bitsandbytes {version_text} has no Windows support (official Windows wheels start at 0.43.0)",
-            "Releases before 0.43 look for '.so' files even on Windows; community builds fill the gap badly.",
+            "Releases before 0.43 look for '.so' files even on Windows; community builds fill the gap badly. "
+            "This is the root: nothing else about this install is judged until the release is replaced.",
             fixes=["bitsandbytes"]))
+        return findings
     if not files:
         where = "a source checkout that was never compiled" if facts.get("source_checkout") else "a package"
         findings.append(Finding(

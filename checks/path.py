@@ -32,14 +32,21 @@ POSIX_STARTUP_FILES = (
 )
 SYSTEM_STARTUP_FILES = ("/etc/environment", "/etc/profile", "/etc/bash.bashrc", "/etc/zsh/zshenv")
 # Variables Windows defines before it reads the registry's environment ("core" variables)
-CORE_MACHINE_VARIABLES = (
-    "SystemRoot", "SystemDrive", "windir", "ProgramFiles", "ProgramFiles(x86)", "ProgramW6432",
-    "CommonProgramFiles", "CommonProgramFiles(x86)", "CommonProgramW6432", "ProgramData",
-    "ALLUSERSPROFILE", "PUBLIC", "COMPUTERNAME",
-)
+# The stages in which Windows builds a new process's environment (Raymond Chen, "What happens
+# if I define one environment variable in terms of the value of another environment variable?",
+# https://devblogs.microsoft.com/oldnewthing/20231212-00/?p=109137): core system variables;
+# system REG_SZ; system REG_EXPAND_SZ; core user variables; user REG_SZ; user REG_EXPAND_SZ;
+# account variables. A REG_EXPAND_SZ value sees only earlier stages. So a system Path entry
+# "%ProgramFiles%\..." stays literal (ProgramFiles is a core *user* variable), and %USERNAME%
+# never expands inside a registry value (an account variable, set last). windir is no core
+# variable at all: it is itself a system REG_EXPAND_SZ value ("%SystemRoot%"). The other
+# Program Files variables are set with ProgramFiles, in the core user stage.
+CORE_MACHINE_VARIABLES = ("ALLUSERSPROFILE", "ProgramData", "PUBLIC", "SystemDrive", "SystemRoot")
 CORE_USER_VARIABLES = (
-    "USERPROFILE", "HOMEDRIVE", "HOMEPATH", "APPDATA", "LOCALAPPDATA", "USERNAME", "USERDOMAIN",
+    "APPDATA", "COMPUTERNAME", "LOCALAPPDATA", "ProgramFiles", "ProgramFiles(x86)", "ProgramW6432",
+    "CommonProgramFiles", "CommonProgramFiles(x86)", "CommonProgramW6432", "USERPROFILE",
 )
+ACCOUNT_VARIABLES = ("USERDNSDOMAIN", "USERDOMAIN", "USERNAME")  # after every registry value is expanded
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -597,6 +604,49 @@ def _windows_rules(facts: dict, entries: list, unexpanded: list, context: RuleCo
             "Basic tools (cmd, where, reg) and many DLLs are found through it; it belongs at "
             "the start of the system Path as %SystemRoot%\\system32.",
             fixes=["path"], facts={"system_root": system_root}))
+    return findings + _live_findings(facts.get("value") or "", merged, bool(registry))
+
+
+def _live_findings(live: str, merged: str, from_registry: bool) -> list:
+    """The Path this process really has, against the one the registry gives a new process."""
+    if not live or not from_registry:
+        return []
+    findings = []
+    entries = split_path(live, ";")
+    from_windows = {normalise_windows(e) for e in split_path(merged, ";")}  # reported by the registry rules
+    literal = [e for e in entries if PERCENT_REFERENCE.search(e) and normalise_windows(e) not in from_windows]
+    if literal:
+        findings.append(Finding(
+            "path.live-unexpanded", "error",
+            f"this terminal's Path holds {len(literal)} entr{'y' if len(literal) == 1 else 'ies'} with an "
+            f"unexpanded %...%: {', '.join(_short(e) for e in literal[:3])}",
+            "Windows searched those folders literally and found nothing there. They come from a script that set "
+            "Path with %...% inside (cmd's 'set' and PowerShell expand nothing), or from a variable that was "
+            "not defined yet when Windows expanded Path.", facts={"entries": literal[:20]}))
+    if len(live) > VARIABLE_LIMIT:
+        findings.append(Finding(
+            "path.live-over-variable-limit", "error",
+            f"this terminal's Path is {len(live):,} characters: over Windows' {VARIABLE_LIMIT:,} limit",
+            "Child processes may not get it at all; open a new terminal, and find what keeps adding to it.",
+            facts={"length": len(live)}))
+    elif len(live) > CMD_LINE_LIMIT and len(merged) <= CMD_LINE_LIMIT:
+        findings.append(Finding(
+            "path.live-too-long-for-cmd", "error",
+            f"this terminal's Path is {len(live):,} characters (the registry gives {len(merged):,}): over "
+            f"cmd.exe's {CMD_LINE_LIMIT:,}",
+            "Batch files (vcvarsall.bat) fail with 'The input line is too long' here, though a new terminal may "
+            "be fine.", facts={"length": len(live), "registry_length": len(merged)}))
+    repeats = len(entries) - len({normalise_windows(e) for e in entries if e.strip()})
+    if merged and len(live) > 2 * len(merged) + 1000:
+        findings.append(Finding(
+            "path.live-grows", "warning",
+            f"this terminal's Path is {len(live):,} characters, the registry gives {len(merged):,}"
+            + (f" ({repeats} entries repeated)" if repeats else "")
+            + ": something prepends to it on every start",
+            "A PowerShell profile, 'conda init', a cmd AutoRun or a tool's activation script adds folders each "
+            "time a shell starts, and nested shells add them again. Find the line in $PROFILE or "
+            "HKCU\\Software\\Microsoft\\Command Processor\\AutoRun and guard it.",
+            facts={"length": len(live), "registry_length": len(merged), "repeated": repeats}))
     return findings
 
 

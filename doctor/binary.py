@@ -25,9 +25,13 @@ class BinaryFormatError(ValueError):
     """The file is not an ELF or PE library this reader understands."""
 
 
+MACH_O_MAGICS = (b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe",
+                 b"\xca\xfe\xba\xbe")  # 32/64-bit either byte order, and universal binaries
+
+
 @dataclass
 class LibraryInfo:
-    format: str  # "elf" or "pe"
+    format: str  # "elf", "pe" or "mach-o"
     needed: list = field(default_factory=list)  # sonames / DLL names, in file order
     rpath: list = field(default_factory=list)
     runpath: list = field(default_factory=list)
@@ -48,6 +52,8 @@ def read_library(path: str) -> LibraryInfo:
                 return _read_elf(handle)
             if magic[:2] == b"MZ":
                 return _read_pe(handle)
+            if magic in MACH_O_MAGICS:  # recorded as such; its load commands are not read
+                return LibraryInfo("mach-o")
     except (OSError, struct.error) as exc:
         raise BinaryFormatError(f"{path}: {exc}") from None
     raise BinaryFormatError(f"{path}: neither an ELF nor a PE file")

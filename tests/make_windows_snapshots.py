@@ -69,6 +69,23 @@ def healthy() -> dict:
     return snapshot(path_facts(registry, filesystem), disk_facts(400, True, True))
 
 
+def live_path_grows() -> dict:
+    """The healthy registry, but this terminal's Path was grown by a profile script that prepends
+    on every start (and set one entry with an unexpanded %CUDA_BIN%)."""
+    registry = InMemoryRegistry({
+        "machine": {"Path": ("%SystemRoot%\\system32;%SystemRoot%;%SystemRoot%\\System32\\Wbem", "REG_EXPAND_SZ")},
+        "user": {"Path": ("%USERPROFILE%\\AppData\\Local\\Microsoft\\WindowsApps", "REG_EXPAND_SZ")},
+    })
+    filesystem = FakeFilesystem(folders=[
+        "C:\\Windows\\system32", "C:\\Windows", "C:\\Windows\\System32\\Wbem",
+        "C:\\Users\\ada\\AppData\\Local\\Microsoft\\WindowsApps"])
+    conda = ";".join(f"C:\\Users\\ada\\miniconda3{suffix}" for suffix in
+                     ("", "\\Library\\mingw-w64\\bin", "\\Library\\usr\\bin", "\\Library\\bin", "\\Scripts"))
+    live = ";".join([conda] * 40 + ["%CUDA_BIN%", "C:\\Windows\\system32;C:\\Windows;C:\\Windows\\System32\\Wbem",
+                                     "C:\\Users\\ada\\AppData\\Local\\Microsoft\\WindowsApps"])
+    return snapshot(path_facts(registry, filesystem, live_path=live), disk_facts(300, True, True))
+
+
 def main() -> None:
     data = Path(__file__).parent / "data"
     data.mkdir(exist_ok=True)
@@ -76,6 +93,7 @@ def main() -> None:
         "windows-healthy": healthy(),
         "windows-long-path": snapshot(path_facts(*long_path_registry()), disk_facts(120, False, False)),
         "windows-regsz-path2": snapshot(path_facts(*regsz_path2_registry()), disk_facts(80, True, True)),
+        "windows-live-path-grows": live_path_grows(),
     }
     for name, content in made.items():
         (data / f"{name}.json").write_text(json.dumps(content, indent=1, sort_keys=True) + "\n")

@@ -352,3 +352,62 @@ def test_after_a_fix_this_terminal_is_called_stale_not_broken_again(cli, tmp_pat
     ids = {f["id"]: f for c in hf["checks"] for f in c["findings"]}
     assert "hf-endpoint.stale-terminal" in ids and "hf-endpoint.quoted" not in ids
     assert "export HF_ENDPOINT=http://127.0.0.1:9" in ids["hf-endpoint.stale-terminal"]["details"]
+
+
+def test_bitsandbytes_without_windows_support_is_the_root_on_windows(tmp_path):
+    """Releases before 0.43 ship only ELF '.so' files: on Windows that is the root, and their
+    dependencies are never looked up through the Windows DLL search."""
+    from bnb_trees import compile_library, make_bitsandbytes, make_torch, target
+
+    from llmdoctor.checks import bitsandbytes
+
+    site = tmp_path / "site"
+    make_bitsandbytes(site, "0.41.3", compile_library(tmp_path / "stub", "libstub.so"))
+    make_torch(site, "12.1")
+    facts = bitsandbytes.probe_bitsandbytes(
+        target("C:\\venv\\python.exe", [site], {"bitsandbytes": "0.41.3", "torch": "2.5.1"}),
+        {"PATH": "", "HOME": str(tmp_path)}, True, 10.0)
+    assert facts["libraries"] == {}
+    driver = {"gpus": [{"name": "RTX 4090", "compute_capability": "8.9"}], "cuda_driver_version": 13000}
+    found = _rules(bitsandbytes.CHECK, facts, {"nvidia-driver": driver}, system="windows")
+    assert list(found) == ["bitsandbytes.windows-unsupported"]
+
+
+def test_library_formats_are_recorded_and_a_foreign_one_is_not_resolved(tmp_path):
+    from bnb_trees import compile_library
+
+    from llmdoctor.checks.bitsandbytes import DllResolver, inspect_library
+
+    elf = compile_library(tmp_path / "lib", "libbitsandbytes_cuda121.so")
+    macho = tmp_path / "libbitsandbytes_mps.dylib"
+    macho.write_bytes(b"\xcf\xfa\xed\xfe" + b"\0" * 60)
+    resolver = DllResolver.__new__(DllResolver)  # only its kind matters here
+    foreign = inspect_library(elf, resolver)
+    assert foreign["format"] == "elf" and foreign["wrong_format"] and foreign["missing"] == []
+    assert inspect_library(macho, resolver)["format"] == "mach-o"
+
+
+def test_the_live_path_is_judged_against_the_registrys(cli):
+    """A profile script that prepends on every start, and an entry set with %...% that nothing expanded."""
+    result = cli("check", "--snapshot", str(DATA / "windows-live-path-grows.json"), "--only", "path", "--json")
+    found = {f["id"]: f for c in result.json()["checks"] for f in c["findings"]}
+    assert found["path.live-unexpanded"]["severity"] == "error" and "%CUDA_BIN%" in found["path.live-unexpanded"][
+        "message"]
+    grows = found["path.live-grows"]
+    assert grows["facts"]["registry_length"] < 200 and grows["facts"]["length"] > 7000 and grows["facts"]["repeated"]
+    assert "path.too-long-for-cmd" not in found  # the registry's Path is fine: a new terminal is not affected
+
+
+def test_the_expansion_model_follows_windows_own_stages():
+    """Chen, The Old New Thing p=109137: ProgramFiles is a core *user* variable (a system Path
+    cannot use it), USERNAME an account variable (no registry value can)."""
+    from llmdoctor.checks.path import build_windows_path
+
+    core = {"SystemRoot": "C:\\Windows", "ProgramFiles": "C:\\Program Files", "USERPROFILE": "C:\\Users\\ada",
+            "USERNAME": "ada"}
+    registry = {"machine": {"Path": {"value": "%SystemRoot%\\system32;%ProgramFiles%\\Tool", "type": "REG_EXPAND_SZ"}},
+                "user": {"Path": {"value": "%ProgramFiles%\\Mine;C:\\Users\\%USERNAME%\\bin;%USERPROFILE%\\x",
+                                  "type": "REG_EXPAND_SZ"}}}
+    entries = [e["expanded"] for e in build_windows_path(registry, core)["entries"]]
+    assert entries == ["C:\\Windows\\system32", "%ProgramFiles%\\Tool", "C:\\Program Files\\Mine",
+                       "C:\\Users\\%USERNAME%\\bin", "C:\\Users\\ada\\x"]

@@ -31,8 +31,9 @@ class FakeFilesystem:
         return {"exists": is_dir or is_file, "is_dir": is_dir, "is_file": is_file}
 
 
-def path_facts(registry: InMemoryRegistry, filesystem: FakeFilesystem) -> dict:
-    environ = dict(CORE_ENV)
+def path_facts(registry: InMemoryRegistry, filesystem: FakeFilesystem, live_path: str = "") -> dict:
+    """The path probe's facts on this recorded machine; ``live_path``: the terminal's own Path."""
+    environ = dict(CORE_ENV, **({"Path": live_path} if live_path else {}))
     return probe_windows(registry, environ=environ, entry_facts=filesystem.entry_facts)
 
 
