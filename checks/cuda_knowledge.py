@@ -99,3 +99,22 @@ def last_release_for(capability: tuple) -> Optional[tuple]:
     """The last CUDA release (by this table) whose nvcc still builds for ``capability``."""
     supporting = [since for since, lowest, highest in ARCH_RANGE if lowest <= capability <= highest]
     return supporting[-1] if supporting else None
+
+
+# Compiler pairs that nvcc's host_config.h accepts but that fail to compile, with the release
+# that fixed them. Each row: (CUDA releases from, to), compiler kind, (compiler majors from,
+# to), the CUDA release that fixes it, what users see, public reports.
+KNOWN_BROKEN_PAIRS = (
+    ((11, 5), (11, 5), "gcc", (11, 11), (11, 6),
+     "/usr/include/c++/11/bits/std_function.h:435:145: error: parameter packs not expanded with '...'",
+     ("https://github.com/NVIDIA/nccl/issues/650", "https://github.com/NVIDIA/FasterTransformer/issues/314",
+      "https://github.com/NVIDIA/VisRTX/issues/71")),
+)
+
+
+def known_broken(release: tuple, compiler_kind: str, compiler_version: tuple) -> Optional[tuple]:
+    """(fixed in, symptom, sources) when this nvcc release and host compiler are a known-broken pair."""
+    for first, last, kind, majors, fixed_in, symptom, sources in KNOWN_BROKEN_PAIRS:
+        if kind == compiler_kind and first <= release[:2] <= last and majors[0] <= compiler_version[0] <= majors[1]:
+            return fixed_in, symptom, sources
+    return None

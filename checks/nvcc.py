@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Optional
 
 from llmdoctor import proc
-from llmdoctor.checks.cuda_knowledge import arch_range, first_release_for, last_release_for, parse_version, text
+from llmdoctor.checks.cuda_knowledge import (
+    arch_range,
+    first_release_for,
+    known_broken,
+    last_release_for,
+    parse_version,
+    text,
+)
 from llmdoctor.checks.cuda_toolkit import wrapper_target
 from llmdoctor.models import Check, Finding, ProbeContext, RuleContext, SmokeTest
 
@@ -205,6 +212,15 @@ def rules(facts: dict, context: RuleContext) -> list:
         return findings
     version = parse_version(compiler["version"]) or (0, 0)
     label = f"{compiler['kind']} {compiler['version']}"
+    broken = known_broken(release, compiler["kind"], version) if release else None
+    if broken:
+        fixed_in, symptom, sources = broken
+        findings.append(Finding(
+            "nvcc.known-broken-pair", "error",
+            f"nvcc {text(release)} accepts {label} but fails to compile with it: \"{symptom[:90]}...\"",
+            f"Fixed in CUDA {text(fixed_in)}: install CUDA {text(fixed_in)} or newer, or point nvcc at an older "
+            f"{compiler['kind']} with -ccbin. Reports: {', '.join(sources)}",
+            facts={"cuda": text(release), "compiler": label, "fixed_in": text(fixed_in)}))
     message, override = None, ("'-allow-unsupported-compiler' overrides the check at your own risk (it can "
                                "miscompile); a supported compiler is the safe fix.")
     if compiler["kind"] == "gcc" and window.get("gcc_max_major") and version[0] > window["gcc_max_major"]:

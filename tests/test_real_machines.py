@@ -411,3 +411,17 @@ def test_the_expansion_model_follows_windows_own_stages():
     entries = [e["expanded"] for e in build_windows_path(registry, core)["entries"]]
     assert entries == ["C:\\Windows\\system32", "%ProgramFiles%\\Tool", "C:\\Program Files\\Mine",
                        "C:\\Users\\%USERNAME%\\bin", "C:\\Users\\ada\\x"]
+
+
+@pytest.mark.parametrize("release, gcc, broken", [("11.5", "11.4.0", True), ("11.6", "11.4.0", False),
+                                                 ("11.5", "10.3.0", False)])
+def test_compiler_pairs_the_header_accepts_but_that_are_known_broken(release, gcc, broken):
+    """CUDA 11.5 with GCC 11: std_function.h 'parameter packs not expanded' (NVIDIA/nccl#650), fixed in 11.6."""
+    from llmdoctor.checks import nvcc
+
+    facts = dict(NVCC_OK, release=release, version=release + ".119",
+                 host_compiler={"kind": "gcc", "version": gcc, "path": "/usr/bin/gcc"})
+    found = _rules(nvcc.CHECK, facts, {})
+    assert ("nvcc.known-broken-pair" in found) == broken
+    if broken:
+        assert "CUDA 11.6" in found["nvcc.known-broken-pair"].details
