@@ -100,8 +100,42 @@ def choose_target(requested: Optional[str], env: Optional[dict] = None) -> tuple
         for name in ("python3", "python"):
             found = shutil.which(name, path=folder) if folder else None
             if found and not _own(found):
+                real = pyenv_shim_target(found, env)
+                if real is not None:  # starting the shim costs a bash and pyenv each time
+                    return real, f"the first {name} on PATH, through pyenv's shim"
                 return found, f"the first {name} on PATH"
     return sys.executable, "llmdoctor's own interpreter (no other Python on PATH, and no active environment)"
+
+
+def pyenv_shim_target(shim: str, env: dict, cwd: Optional[str] = None) -> Optional[str]:
+    """The interpreter a pyenv shim runs, by pyenv's own rules (https://github.com/pyenv/pyenv
+    #choosing-the-python-version): ``$PYENV_VERSION``, else the nearest ``.python-version`` from
+    the working folder up, else ``$PYENV_ROOT/version``; the first listed version that has the
+    program. None when ``shim`` is no pyenv shim or the version is "system" or missing."""
+    folder = os.path.dirname(shim)
+    if os.path.basename(folder) != "shims":
+        return None
+    root = os.path.dirname(folder)
+    if not os.path.isdir(os.path.join(root, "versions")):
+        return None
+    names = (env.get("PYENV_VERSION") or "").replace(":", " ").split()
+    if not names:
+        here = Path(cwd or os.getcwd())
+        for candidate in [here, *here.parents, None]:
+            path = Path(root) / "version" if candidate is None else candidate / ".python-version"
+            try:
+                names = [line.split("#")[0].strip() for line in path.read_text(encoding="utf-8").splitlines()]
+            except (OSError, UnicodeDecodeError):
+                continue
+            names = [n for n in names if n]
+            break
+    for name in names:
+        if name == "system":
+            return None
+        program = os.path.join(root, "versions", name, "bin", os.path.basename(shim))
+        if os.access(program, os.X_OK):
+            return program
+    return None
 
 
 class TargetError(UserError):

@@ -425,3 +425,21 @@ def test_compiler_pairs_the_header_accepts_but_that_are_known_broken(release, gc
     assert ("nvcc.known-broken-pair" in found) == broken
     if broken:
         assert "CUDA 11.6" in found["nvcc.known-broken-pair"].details
+
+
+def test_a_pyenv_shim_is_resolved_by_pyenvs_own_rules(tmp_path):
+    root = tmp_path / ".pyenv"
+    shim = _fake_python(root / "shims")
+    real = _fake_python(root / "versions" / "3.12.1" / "bin")
+    _fake_python(root / "versions" / "3.11.7" / "bin")
+    (root / "version").write_text("3.11.7\n")
+    project = tmp_path / "project" / "sub"
+    project.mkdir(parents=True)
+    (tmp_path / "project" / ".python-version").write_text("3.12.1  # the project's\n")
+    from llmdoctor.target import pyenv_shim_target
+
+    assert pyenv_shim_target(str(shim), {}, cwd=str(project)) == str(real)
+    assert pyenv_shim_target(str(shim), {}, cwd=str(tmp_path)).endswith("3.11.7/bin/python3")
+    assert pyenv_shim_target(str(shim), {"PYENV_VERSION": "3.12.1"}, cwd=str(tmp_path)) == str(real)
+    assert pyenv_shim_target(str(shim), {"PYENV_VERSION": "system"}) is None
+    assert pyenv_shim_target(str(real), {}) is None  # not a shim
