@@ -75,6 +75,8 @@ def probe_bitsandbytes(target: dict, environment: dict, windows: bool, timeout: 
         return facts
     facts["files"] = [n for n in names if n.startswith("libbitsandbytes_") and n.endswith((".so", ".dll", ".dylib"))]
     facts["libraries"] = {}
+    if not windows and _older_than("0.41.0", facts["version"]):
+        facts["cudart_scan"] = cudart_scan(environment, facts["version"])
     if windows and _older_than_windows_support(facts["version"]):
         return facts  # the root is the release itself: its libraries are not resolved through the DLL search
     resolver = DllResolver(facts, environment) if windows else ElfResolver(facts, environment, timeout)
@@ -87,12 +89,40 @@ def probe_bitsandbytes(target: dict, environment: dict, windows: bool, timeout: 
 
 
 def _older_than_windows_support(version: Optional[str]) -> bool:
+    return _older_than(str(bnb.WINDOWS_SINCE), version)
+
+
+def _older_than(release: str, version: Optional[str]) -> bool:
     from packaging.version import InvalidVersion
 
     try:
-        return bnb.Version(version or "") < bnb.WINDOWS_SINCE
+        return bnb.Version(version or "") < bnb.Version(release)
     except InvalidVersion:
         return False
+
+
+def cudart_scan(environment: dict, version: str) -> dict:
+    """The libcudart a release before 0.41 finds by its own search (``bnb_knowledge``), and its
+    CUDA version read from the file's real name (libcudart.so.11.7.99 is CUDA 11.7)."""
+    names = bnb.cudart_names(bnb.Version(version))
+    searched, found = [], []
+    for via, folder in bnb.cudart_search_order(environment):
+        if via == "backup" and found:
+            break
+        searched.append(folder)
+        for name in names:
+            path = os.path.join(folder, name)
+            if os.path.isfile(path):
+                found.append((via, path))
+        if found and via in ("$CONDA_PREFIX/lib", "LD_LIBRARY_PATH"):
+            break  # conda's and LD_LIBRARY_PATH's first hit end the search
+    if not found:
+        return {"found": None, "searched": searched[:50]}
+    via, path = found[0]
+    real = os.path.basename(os.path.realpath(path))
+    match = re.search(r"\.so\.(\d+\.\d+)", real)
+    return {"found": path, "via": via, "version": match.group(1) if match else None, "real_name": real,
+            "others": [p for _, p in found[1:6]], "searched": searched[:50]}
 
 
 STARTUP_FILES = (".bashrc", ".bash_profile", ".profile", ".zshrc", ".zprofile", ".zshenv", ".config/fish/config.fish")
@@ -417,8 +447,21 @@ def rules(facts: dict, context: RuleContext) -> list:
     torch = facts.get("torch") or {}
     torch_cuda, usable, capability = machine_view(context.all_facts, torch)
     override = facts.get("bnb_cuda_version")
-    selection = bnb.select_library(version, system, files, torch_cuda, usable, capability, override)
+    selection = bnb.select_library(version, system, files, torch_cuda, usable, capability, override,
+                                   runtime=facts.get("cudart_scan"))
     facts_out = {"selection": selection.to_json(), "torch_cuda": text(torch_cuda) if torch_cuda else None}
+    scan = facts.get("cudart_scan") or {}
+    runtime = bnb.parse_cuda(scan.get("version"))
+    if usable and torch_cuda and runtime and runtime != tuple(torch_cuda[:2]) and selection.exists:
+        findings.append(Finding(
+            "bitsandbytes.runtime-mismatch", "warning",
+            f"bitsandbytes {version_text} loads {selection.name} for CUDA {text(runtime)}, from the libcudart it "
+            f"found ({scan.get('found')}), while torch runs CUDA {text(torch_cuda)}",
+            "Releases before 0.41 take the CUDA version from the first libcudart.so they find on "
+            f"$CONDA_PREFIX/lib, LD_LIBRARY_PATH or other path variables ({scan.get('via')} here), not from torch. "
+            "Two CUDA runtimes in one process end in 'CUDA error: invalid device function' or missing symbols. "
+            "A release from 0.43 on follows torch.", fixes=["bitsandbytes"],
+            facts={"runtime": text(runtime), "found": scan.get("found"), "via": scan.get("via")}))
     overridden = _override_findings(version, version_text, override, selection, torch_cuda, usable, files)
     findings += overridden
     stale = any(f.id == "bitsandbytes.override-stale" for f in overridden)  # already says what fails

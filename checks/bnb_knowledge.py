@@ -104,6 +104,33 @@ def split_digits(text: str) -> Optional[tuple]:
     return (int(text[:2]), int(text[2:])) if re.fullmatch(r"\d{3,4}", text or "") else None
 
 
+def _select_by_runtime(runtime: dict, files: list, old_gpu: bool, torch_cuda: tuple) -> Selection:
+    """Releases before 0.41: the libcudart they found decides the library (its version, not torch's)."""
+    found, cuda = runtime.get("found"), parse_cuda(runtime.get("version"))
+    if not found:
+        return Selection("libbitsandbytes_cpu.so", "libbitsandbytes_cpu.so" in files, "fails",
+                         "before 0.41 the CUDA version comes from a libcudart.so it finds itself; it found none "
+                         "(searched $CONDA_PREFIX/lib, LD_LIBRARY_PATH, other path variables, /usr/local/cuda/lib64), "
+                         "so it loads the CPU library",
+                         ["WARNING: No libcudart.so found! Install CUDA or the cudatoolkit package (anaconda)!",
+                          "CUDA Setup failed despite GPU being available"])
+    if cuda is None:
+        return Selection("libbitsandbytes_cuda?.so", False, "fails",
+                         f"before 0.41 the CUDA version comes from {found}, whose version could not be read", [])
+    name = f"libbitsandbytes_cuda{digits(cuda)}" + ("_nocublaslt" if old_gpu else "") + ".so"
+    exists = name in files
+    rule = (f"before 0.41 the CUDA version comes from the libcudart it finds first ({found} via "
+            f"{runtime.get('via')}: CUDA {cuda[0]}.{cuda[1]}), not from torch's CUDA {torch_cuda[0]}.{torch_cuda[1]}")
+    return Selection(name, exists, "cuda" if exists else "fails", rule, [] if exists else [
+        f"CUDA SETUP: Detected CUDA version {digits(cuda)}",
+        f"CUDA SETUP: Required library version not found: {name}", "CUDA Setup failed despite GPU being available"])
+
+
+def parse_cuda(text: Optional[str]) -> Optional[tuple]:
+    match = re.match(r"(\d+)\.(\d+)", text or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
 def shipped_cuda(files: list) -> dict:
     """{(12, 8): 'libbitsandbytes_cuda128.so', ...} for the regular CUDA libraries in ``files``."""
     found = {}
@@ -131,8 +158,44 @@ class Selection:
                 "quoted": self.quoted, "fallback": self.fallback}
 
 
+# Before 0.41 the CUDA version came from the libcudart the release found itself, not from torch
+# (cuda_setup/main.py, determine_cuda_runtime_lib_path and get_cuda_version, which asks that
+# library's cudaRuntimeGetVersion: https://github.com/bitsandbytes-foundation/bitsandbytes/blob/
+# 0.40.0/bitsandbytes/cuda_setup/main.py; 0.41.0 switched to torch.version.cuda). The search:
+# $CONDA_PREFIX/lib, then LD_LIBRARY_PATH, then every other variable whose value holds a '/'
+# (except PATH, HOME, SHELL, PWD and the like, and other CONDA* variables; env_vars.py), then
+# /usr/local/cuda/lib64. The names it looks for:
+CUDART_NAMES_SINCE_0_38 = ("libcudart.so", "libcudart.so.11.0", "libcudart.so.12.0")
+CUDART_NAMES_BEFORE_0_38 = ("libcudart.so",)
+CUDART_IGNORED_VARIABLES = ("PWD", "OLDPWD", "SSH_AUTH_SOCK", "SSH_TTY", "HOME", "TMUX", "XDG_DATA_DIRS",
+                            "XDG_GREETER_DATA_DIR", "XDG_RUNTIME_DIR", "MAIL", "SHELL", "DBUS_SESSION_BUS_ADDRESS",
+                            "PATH", "LESSOPEN", "LESSCLOSE", "_")
+
+
+def cudart_names(version: Version) -> tuple:
+    return CUDART_NAMES_SINCE_0_38 if version >= Version("0.38.0") else CUDART_NAMES_BEFORE_0_38
+
+
+def cudart_search_order(environment: dict) -> list:
+    """(label, folder) in the order releases before 0.41 search them for libcudart."""
+    order = []
+    if environment.get("CONDA_PREFIX"):
+        order.append(("$CONDA_PREFIX/lib", environment["CONDA_PREFIX"].rstrip("/") + "/lib"))
+    for folder in (environment.get("LD_LIBRARY_PATH") or "").split(":"):
+        if folder:
+            order.append(("LD_LIBRARY_PATH", folder))
+    for name, value in sorted(environment.items()):
+        if name in ("CONDA_PREFIX", "LD_LIBRARY_PATH") or "CONDA" in name or name in CUDART_IGNORED_VARIABLES \
+                or "/" not in (value or ""):
+            continue
+        order += [(f"${name}", folder) for folder in value.split(":") if folder]
+    order.append(("backup", "/usr/local/cuda/lib64"))
+    return order
+
+
 def select_library(version: Version, system: str, files: list, torch_cuda: Optional[tuple],
-                   gpu_usable: bool, capability: Optional[tuple], override: Optional[str]) -> Selection:
+                   gpu_usable: bool, capability: Optional[tuple], override: Optional[str],
+                   runtime: Optional[dict] = None) -> Selection:
     """What ``version`` loads, following its own rule.
 
     ``files``: the native library names in the installed package folder; ``torch_cuda``:
@@ -148,6 +211,8 @@ def select_library(version: Version, system: str, files: list, torch_cuda: Optio
         return Selection(cpu, cpu in files, "cpu", f"{why}, so every release loads the CPU library")
     old_gpu = capability is not None and capability < LLM_INT8_MIN_CAPABILITY
     name = f"libbitsandbytes_cuda{digits(torch_cuda)}"
+    if stage == "runtime-scan" and runtime is not None:
+        return _select_by_runtime(runtime, files, old_gpu, torch_cuda)
     if stage in ("runtime-scan", "legacy"):
         name += ("_nocublaslt" if old_gpu else "") + ".so"
         rule = "torch's CUDA version, exact" + (", _nocublaslt for compute capability < 7.5" if old_gpu else "")

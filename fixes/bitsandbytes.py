@@ -34,7 +34,7 @@ from llmdoctor.shellenv import block_lines, new_terminal_reprobe, startup_file
 
 REPOSITORY = "https://github.com/bitsandbytes-foundation/bitsandbytes.git"
 NEEDS_RELEASE = {"no-binary", "cpu-fallback", "windows-unsupported", "no-cpu-backend", "legacy-setup",
-                 "conflicting-distribution", "diagnostics-setup-failed", "diagnostics-no-binary",
+                 "runtime-mismatch", "conflicting-distribution", "diagnostics-setup-failed", "diagnostics-no-binary",
                  "diagnostics-cpu-library", "dll-on-path-only"}
 NEEDS_UNSET = {"override-stale", "override-major", "diagnostics-bad-override"}
 

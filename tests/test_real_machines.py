@@ -443,3 +443,37 @@ def test_a_pyenv_shim_is_resolved_by_pyenvs_own_rules(tmp_path):
     assert pyenv_shim_target(str(shim), {"PYENV_VERSION": "3.12.1"}, cwd=str(tmp_path)) == str(real)
     assert pyenv_shim_target(str(shim), {"PYENV_VERSION": "system"}) is None
     assert pyenv_shim_target(str(real), {}) is None  # not a shim
+
+
+def test_bitsandbytes_before_041_takes_the_cuda_of_the_libcudart_it_finds(tmp_path):
+    """0.40.0's cuda_setup: $CONDA_PREFIX/lib, LD_LIBRARY_PATH, other path variables, then
+    /usr/local/cuda/lib64; the version is that libcudart's, not torch's (0.41 switched to torch)."""
+    from bnb_trees import compile_library, make_bitsandbytes, make_torch, target
+
+    from llmdoctor.checks import bitsandbytes
+
+    stub = compile_library(tmp_path / "stub", "libstub.so")
+    site = tmp_path / "site"
+    make_bitsandbytes(site, "0.40.0", stub, files=["libbitsandbytes_cpu.so", "libbitsandbytes_cuda117.so",
+                                                   "libbitsandbytes_cuda121.so"])
+    make_torch(site, "12.1")
+    old_cuda = tmp_path / "cuda-11.7" / "lib64"
+    old_cuda.mkdir(parents=True)
+    (old_cuda / "libcudart.so.11.7.99").write_bytes(b"\x7fELF")
+    (old_cuda / "libcudart.so").symlink_to("libcudart.so.11.7.99")
+    env = {"PATH": "/usr/bin", "HOME": str(tmp_path), "LD_LIBRARY_PATH": str(old_cuda)}
+    driver = {"gpus": [{"name": "RTX 4090", "compute_capability": "8.9"}], "cuda_driver_version": 13000}
+    probe_target = target("/venv/bin/python", [site], {"bitsandbytes": "0.40.0", "torch": "2.5.1"})
+
+    facts = bitsandbytes.probe_bitsandbytes(probe_target, env, False, 10.0)
+    assert facts["cudart_scan"]["via"] == "LD_LIBRARY_PATH" and facts["cudart_scan"]["version"] == "11.7"
+    found = _rules(bitsandbytes.CHECK, facts, {"nvidia-driver": driver})
+    assert not [f for f in found.values() if f.id in ("bitsandbytes.no-binary", "bitsandbytes.cpu-fallback")]
+    mismatch = found["bitsandbytes.runtime-mismatch"]  # torch is 12.1; the release loads the 11.7 library
+    assert "libbitsandbytes_cuda117.so" in mismatch.message and "LD_LIBRARY_PATH" in mismatch.details
+
+    facts = bitsandbytes.probe_bitsandbytes(probe_target, dict(env, LD_LIBRARY_PATH=""), False, 10.0)
+    if not os.path.exists("/usr/local/cuda/lib64/libcudart.so"):
+        assert facts["cudart_scan"]["found"] is None
+        found = _rules(bitsandbytes.CHECK, facts, {"nvidia-driver": driver})
+        assert "No libcudart.so found" in found["bitsandbytes.no-binary"].details
