@@ -179,7 +179,13 @@ def _one_fix(session: FixSession, fix, snapshot: dict, diagnosis) -> tuple:
         out(f"✗ {fix.id}: no plan: {exc}")
         return EXIT_PROBLEMS, None
     executor = _executor(snapshot)
+    planned = list(plan.actions)
     plan.actions = executor.effective(plan.actions)  # drop what is already so
+    if plan.is_empty and planned and any(a.new_terminal for a in planned):
+        # what the fix would write is already written: new terminals have it, this one does not
+        out(f"✓ {fix.id}: nothing to change: new terminals already get this fix's change "
+            f"({planned[0].describe()}); this terminal keeps its old environment until you open a new one")
+        return EXIT_OK, None
     if plan.is_empty:
         stale = [f for f in diagnosis.all_findings() if f.id.endswith(".stale-terminal")
                  and f.id.split(".", 1)[0] in fix.checks]

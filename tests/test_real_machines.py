@@ -21,6 +21,7 @@ from llmdoctor.runner import run_rules
 from llmdoctor.target import choose_target
 
 from conftest import DATA
+from hub_mirror import Mirror
 
 REGISTRY = load_registry()
 
@@ -477,3 +478,15 @@ def test_bitsandbytes_before_041_takes_the_cuda_of_the_libcudart_it_finds(tmp_pa
         assert facts["cudart_scan"]["found"] is None
         found = _rules(bitsandbytes.CHECK, facts, {"nvidia-driver": driver})
         assert "No libcudart.so found" in found["bitsandbytes.no-binary"].details
+
+
+def test_mirror_without_a_scheme_and_the_dry_runs_apply_line(cli, tmp_path):
+    bare = cli("fix", "--hf-endpoint", "--mirror", "hf-mirror.com")
+    assert bare.code == 2 and bare.stderr.count("\n") == 1
+    assert "--mirror https://hf-mirror.com" in bare.stderr
+    mirror = Mirror("healthy")
+    try:
+        dry = cli("fix", "--hf-endpoint", "--mirror", mirror.url, "--dry-run", env={"LLMDOCTOR_OFFLINE": ""})
+    finally:
+        mirror.close()
+    assert f"apply with 'llmdoctor fix --hf-endpoint --mirror {mirror.url}'" in dry.stdout, dry.output
