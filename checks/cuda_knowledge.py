@@ -1,6 +1,7 @@
 """What the GPU checks know about CUDA versions: parsing, and which driver runs which CUDA.
 
-Sources: shared/reference/gpu-python-stack.md §5. Drivers are backward compatible; since
+Sources: NVIDIA's CUDA compatibility guide (https://docs.nvidia.com/deploy/cuda-compatibility/) and the
+NVML reference (https://docs.nvidia.com/deploy/nvml-api/). Drivers are backward compatible; since
 CUDA 11, minor-version compatibility lets 11.x builds run on driver >= 450, 12.x on
 >= 525 and 13.x on >= 580, "with limited feature-set": PTX from a newer minor toolkit
 fails with cudaErrorUnsupportedPtxVersion. NVML's nvmlSystemGetCudaDriverVersion_v2

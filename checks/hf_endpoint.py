@@ -4,7 +4,8 @@ endpoint ``HF_ENDPOINT`` names (or the official one)?
 The value (scheme, quotes, whitespace, the trailing slash that broke huggingface_hub
 before 0.28), where it is set and so who will see it (this process, the shell startup
 files, the Windows user environment, the conda env's variables), and what the endpoint
-answers, in the three steps of shared/reference/downloads-disk-fit.md §B6:
+answers, in the three steps huggingface_hub itself takes (https://github.com/huggingface/huggingface_hub/
+blob/main/src/huggingface_hub/file_download.py: get_hf_file_metadata needs X-Repo-Commit and an ETag):
 
 1. ``GET {ep}/api/models/{repo}`` is JSON with a 40-hex ``sha``;
 2. ``HEAD {ep}/{repo}/resolve/main/config.json``, redirects not followed, carries

@@ -3,7 +3,7 @@
 nvcc refuses host compilers outside the window its own ``include/crt/host_config.h``
 enforces ("unsupported GNU version! gcc versions later than 15 are not supported!",
 "unsupported Microsoft Visual Studio version!"). The probe parses that file of the
-toolkit in use (the table in shared/reference/windows-cuda.md is only the fallback) and
+toolkit in use (a table read from NVIDIA's own host_config.h files is only the fallback) and
 asks the host compiler for its version; ``-ccbin`` in ``NVCC_PREPEND_FLAGS`` /
 ``NVCC_APPEND_FLAGS`` and ``CUDAHOSTCXX`` are honoured. The smoke test compiles a tiny
 kernel (and runs it where a GPU exists).

@@ -19,7 +19,9 @@ from llmdoctor.fileio import FileIOError, read_shell_lines
 from llmdoctor.models import Check, Finding, ProbeContext, RuleContext
 from llmdoctor.redact import REDACTED, is_secret_name
 
-# Windows limits (see shared/reference/windows-cuda.md)
+# Windows limits: 32,767 per variable (https://learn.microsoft.com/windows/win32/api/processenv/
+# nf-processenv-setenvironmentvariablew); cmd.exe's 8,191-character line, %VAR% expansions
+# included (https://learn.microsoft.com/troubleshoot/windows-client/shell-experience/command-line-string-limitation)
 VARIABLE_LIMIT = 32_767  # characters per environment variable
 CMD_LINE_LIMIT = 8_191  # cmd.exe command line, %VAR% expansions included
 EDITOR_LIMIT = 2_047  # the environment editor's limit for one value

@@ -12,7 +12,9 @@ into the installs present when it runs) and ``include\\crt\\host_config.h`` (the
 ``_MSC_VER`` window nvcc accepts). Also the CMake on PATH, the current folder, and the
 ``VSCMD_ARG_TGT_ARCH`` / ``DISTUTILS_USE_SDK`` pair.
 
-Sources: ``../shared/reference/windows-cuda.md``.
+Sources: CMake's Visual Studio CUDA toolset (https://cmake.org/cmake/help/latest/variable/
+CMAKE_VS_PLATFORM_TOOLSET_CUDA.html), vswhere (https://github.com/microsoft/vswhere/wiki), and NVIDIA's
+installation guide for Windows (https://docs.nvidia.com/cuda/cuda-installation-guide-microsoft-windows/).
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """Will this model fit, and how fast will it run? The memory and speed model.
 
-Sources: shared/reference/downloads-disk-fit.md §A2-A5.
+Sources: gguf-py's GGML_QUANT_SIZES (https://github.com/ggml-org/llama.cpp/blob/master/gguf-py/gguf/constants.py),
+llama.cpp's KV cache and offload code (https://github.com/ggml-org/llama.cpp/tree/master/src), ollama's memory
+estimate (https://github.com/ollama/ollama/blob/main/llm/memory.go).
 - Weights: exact bytes per tensor from the GGUF header (or safetensors headers), grouped
   into blocks (``blk.N.``), the token embeddings (kept on the CPU by llama.cpp) and the
   output layer (counted as one more block by ``--n-gpu-layers``).

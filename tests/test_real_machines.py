@@ -490,3 +490,13 @@ def test_mirror_without_a_scheme_and_the_dry_runs_apply_line(cli, tmp_path):
     finally:
         mirror.close()
     assert f"apply with 'llmdoctor fix --hf-endpoint --mirror {mirror.url}'" in dry.stdout, dry.output
+
+
+def test_sources_cited_in_the_code_are_public():
+    """No source file names a path outside the repository."""
+    from conftest import REPO
+
+    for folder in ("doctor", "checks", "fixes"):
+        for path in (REPO / folder).rglob("*.py"):
+            text = path.read_text(encoding="utf-8")
+            assert "shared/reference" not in text and "../shared" not in text, path
