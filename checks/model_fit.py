@@ -84,7 +84,9 @@ def verdict_line(report) -> tuple:
 
     def speed(device) -> str:
         s = device.get("speed")
-        return f"; about {s['realistic_tok_s'][0]:g}-{s['realistic_tok_s'][1]:g} tok/s" if s else ""
+        from llmdoctor.render.fit import speed_range
+
+        return f"; {speed_range(s)}" if s else ""
 
     full = [d for d in gpus if d["verdict"] == "fits"]
     if full:

@@ -338,8 +338,14 @@ def fit(spec: ModelSpec, gpus: list, ram_available: int, ctx: Optional[int] = No
     else:
         report.notes.append("the compute buffer assumes no flash attention; with -fa it is smaller "
                             "(context x heads drops out)")
-    if ctx > spec.ctx_train:
+    if ctx > spec.ctx_train and not spec.estimate:
         report.notes.append(f"ctx {ctx:,} is beyond the {spec.ctx_train:,} tokens the model was trained for")
+    if gpu_layers is not None and not gpus:
+        report.notes.append("--gpu-layers has no effect here: no NVIDIA GPU was found (NVML), so every layer runs on "
+                            "the CPU")
+    if spec.estimate:
+        report.notes.append("a name estimate: layers, width, heads, context and quantisation are assumed from the "
+                            "name and typical shapes, not read from the model")
     for gpu in gpus:
         free = int(gpu.get("memory_free_bytes") or 0)
         placed = place_on_gpu(spec, free, ctx, kv_type, flash, gpu_layers)

@@ -23,6 +23,11 @@ SAFETENSORS_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4
 NAME_BPW = {"q2_k": 3.17, "q3_k_s": 3.65, "q3_k_m": 4.00, "q3_k_l": 4.31, "q4_0": 4.64, "q4_k_s": 4.67,
             "q4_k_m": 4.90, "q5_k_m": 5.70, "q6_k": 6.57, "q8_0": 8.51, "f16": 16.0, "bf16": 16.0,
             "fp16": 16.0, "int8": 8.5, "int4": 4.5, "awq": 4.5, "gptq": 4.5}
+# bare quant words people type ("llama3-8b-q4"): the K-quant llama.cpp users usually mean
+BARE_QUANTS = {"q2": "q2_k", "q3": "q3_k_m", "q4": "q4_k_m", "q5": "q5_k_m", "q6": "q6_k", "q8": "q8_0"}
+# ollama's library tags default to Q4_K_M when the tag names no quantisation
+# (https://github.com/ollama/ollama/blob/main/docs/import.md#quantizing-a-model)
+OLLAMA_DEFAULT_QUANT = "q4_k_m"
 # typical shapes of dense decoder models by size (billions): layers, width, heads, KV heads
 SHAPES = [(0.5, 24, 896, 14, 2), (1.5, 28, 1536, 12, 2), (3, 28, 3072, 24, 8), (8, 32, 4096, 32, 8),
           (14, 48, 5120, 40, 8), (32, 64, 5120, 40, 8), (70, 80, 8192, 64, 8), (123, 88, 12288, 96, 8),
@@ -243,9 +248,14 @@ def from_name(name: str) -> ModelSpec:
         raise FitError(f"cannot tell the size of '{name}' from its name: give a GGUF file, a model folder, "
                        "or an org/repo reference")
     quant = next((q for q in sorted(NAME_BPW, key=len, reverse=True) if re.search(rf"(?<![a-z0-9]){q}(?![a-z0-9])",
-                                                                                lowered)), "f16")
+                                                                                lowered)), None)
+    if quant is None:
+        bare = next((q for q in BARE_QUANTS if re.search(rf"(?<![a-z0-9]){q}(?![a-z0-9_])", lowered)), None)
+        quant = BARE_QUANTS[bare] if bare else (OLLAMA_DEFAULT_QUANT if ":" in name else "f16")
     bpw = NAME_BPW[quant]
-    _, n_layer, n_embd, n_head, n_kv = min(SHAPES, key=lambda s: abs(s[0] - total))
+    # an MoE's layers and width are its experts' (Mixtral 8x7B has 32 layers of width 4096)
+    shape_size = float(moe.group(2)) if moe else total
+    _, n_layer, n_embd, n_head, n_kv = min(SHAPES, key=lambda s: abs(s[0] - shape_size))
     weight = int(total * 1e9 * bpw / 8)
     embd = int(32000 * n_embd * bpw / 8)
     per_layer = max(0, (weight - 2 * embd) // n_layer)

@@ -322,3 +322,26 @@ def test_validation_table_is_within_ten_percent_and_documented():
     documented = DOCS.read_text()
     for line in table().splitlines()[2:]:
         assert line in documented
+
+
+@pytest.mark.parametrize("name, quant, layers", [
+    ("llama3-8b-q4", "Q4_K_M", 32), ("llama3:8b", "Q4_K_M", 32),           # bare q4; ollama's default tag
+    ("qwen2.5:7b-instruct-q4_K_M", "Q4_K_M", 32), ("llama3-8b-fp16", "FP16", 32),
+    ("mixtral-8x7b-instruct-q8_0", "Q8_0", 32),                             # an MoE: its experts' shape
+])
+def test_names_people_type(name, quant, layers):
+    from llmdoctor.model_sources import from_name
+
+    spec = from_name(name)
+    assert (spec.quantization, spec.n_layer) == (quant, layers) and spec.estimate
+
+
+def test_a_name_estimate_labels_what_it_assumes_and_never_prints_zero_speeds(cli):
+    from llmdoctor.render.fit import speed_range
+
+    text = cli("fit", "llama3-70b-q4", "--gpu-layers", "10").stdout
+    assert "assumed: 80 layers, 8,192 tokens of context" in text and "trained for" not in text
+    if "no NVIDIA GPU" in text or "GPU" not in text.split("weights")[0]:
+        assert "--gpu-layers has no effect here" in text
+    assert speed_range({"realistic_tok_s": [0.0, 0.0]}) == "under 0.1 tok/s"
+    assert "0-0 tok/s" not in text

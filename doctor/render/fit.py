@@ -25,6 +25,14 @@ def bar(device: dict, width: int, color: bool) -> str:
     return "|" + "".join(cells) + tail + "|" + (" over!" if over else "")
 
 
+def speed_range(speed: dict) -> str:
+    """'4.1-6.2 tok/s', or 'under 0.1 tok/s' where rounding would print a range of zeros."""
+    low, high = speed["realistic_tok_s"]
+    if high < 0.1:
+        return "under 0.1 tok/s"
+    return f"{low:g}-{high:g} tok/s" if low != high else f"about {low:g} tok/s"
+
+
 def render_fit(report, color: bool = False, width: int = 40) -> str:
     spec = report.model
     lines = []
@@ -38,7 +46,9 @@ def render_fit(report, color: bool = False, width: int = 40) -> str:
     lines.append(f"[bold]{title}[/bold]" if color else title)
     if spec.estimate:
         lines.append("  a rough estimate from the name alone: give a GGUF file, a folder or org/repo for exact figures")
-    lines.append(f"  {spec.n_layer} layers, trained for {spec.ctx_train:,} tokens"
+    trained = (f"assumed: {spec.n_layer} layers, {spec.ctx_train:,} tokens of context" if spec.estimate
+               else f"{spec.n_layer} layers, trained for {spec.ctx_train:,} tokens")
+    lines.append(f"  {trained}"
                  + (f", {spec.expert_used} of {spec.expert_count} experts active" if spec.expert_count else "")
                  + (f", sliding window {spec.sliding_window:,} on {sum(spec.swa_layers)} layers"
                     if spec.sliding_window and any(spec.swa_layers) else "")
@@ -62,7 +72,7 @@ def render_fit(report, color: bool = False, width: int = 40) -> str:
         speed = device.get("speed")
         if speed:
             lines.append(f"  decode: at most {speed['bound_tok_s']:g} tok/s from memory bandwidth; realistically "
-                         f"{speed['realistic_tok_s'][0]:g}-{speed['realistic_tok_s'][1]:g} tok/s"
+                         f"{speed_range(speed)}"
                          + (" (RAM bandwidth assumed: thresholds.ram_bandwidth_gb_s)" if device["kind"] == "cpu" or
                             speed["cpu_bytes_per_token"] else ""))
     if not color:
