@@ -45,15 +45,25 @@ def _ram_available() -> int:
         return 0
 
 
-def describe_models(names: list, offline: bool, timeout: float) -> list:
+def describe_models(names: list, offline: bool, timeout: float, allow_estimate: bool = False) -> list:
+    """Each model's spec, or why not; ``unreachable`` marks a Hub that did not answer. With
+    ``allow_estimate`` an unreachable Hub falls back to the estimate from the name."""
     from llmdoctor.fit import FitError
-    from llmdoctor.model_sources import hub_endpoint, resolve
+    from llmdoctor.model_sources import HubUnreachable, from_name, hub_endpoint, resolve
 
     described = []
     for name in names:
         try:
             spec = resolve(name, hub_endpoint(), timeout, offline=offline)
             described.append({"model": name, "spec": spec.to_json()})
+        except HubUnreachable as exc:
+            try:
+                if not allow_estimate:
+                    raise FitError("no estimate asked for")
+                spec = from_name(name.split("/")[-1])
+                described.append({"model": name, "spec": spec.to_json(), "fallback": str(exc)})
+            except FitError:
+                described.append({"model": name, "error": str(exc), "unreachable": True})
         except (FitError, OSError) as exc:
             described.append({"model": name, "error": str(exc)})
     return described

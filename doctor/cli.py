@@ -359,6 +359,8 @@ def fit_command(
         None, "--gpu-layers", help="Judge this --n-gpu-layers instead of the best."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     offline: bool = typer.Option(False, "--offline", help="Do not use the network (names only)."),
+    allow_estimate: bool = typer.Option(
+        False, "--allow-estimate", help="If the Hub cannot be reached, estimate from the name instead."),
 ) -> None:
     """Will this model fit on this machine, and how fast will it run? Reads headers only."""
     from llmdoctor.checks.model_fit import describe_models, machine_memory, spec_from_json
@@ -367,9 +369,12 @@ def fit_command(
 
     config = load_config()  # no registry: fit needs no checks
     offline = offline or os.environ.get("LLMDOCTOR_OFFLINE", "").lower() in ("1", "true", "yes")
-    (described,) = describe_models([model], offline, float(config.threshold("network_timeout_s")))
-    if "error" in described:
-        raise Fail(described["error"])
+    (described,) = describe_models([model], offline, float(config.threshold("network_timeout_s")),
+                                   allow_estimate=allow_estimate)
+    if "error" in described:  # an unreachable Hub is the network's fault, not a usage error
+        raise Fail(described["error"], EXIT_PROBLEMS if described.get("unreachable") else EXIT_USAGE)
+    if described.get("fallback"):
+        _err(f"llmdoctor: {described['fallback'].split(';')[0]}: estimating from the name")
     memory = machine_memory()
     try:
         report = fit(spec_from_json(described["spec"]), memory["gpus"], memory["ram_available"], ctx=ctx,

@@ -141,19 +141,61 @@ def from_folder(folder: Path) -> ModelSpec:
 # ----------------------------------------------------------------------------- the Hub
 
 
+class HubUnreachable(FitError):
+    """The Hub (or mirror) did not answer at all: a network problem, not a bad reference."""
+
+
+def hub_token(environ: Optional[dict] = None) -> Optional[str]:
+    """The token huggingface_hub would send: HF_TOKEN, else the token file (HF_TOKEN_PATH, else
+    $HF_HOME/token) (https://huggingface.co/docs/huggingface_hub/package_reference/environment_variables)."""
+    environ = os.environ if environ is None else environ
+    token = environ.get("HF_TOKEN") or environ.get("HUGGING_FACE_HUB_TOKEN")
+    if token:
+        return token.strip()
+    home = environ.get("HF_HOME") or os.path.join(environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+                                                    "huggingface")
+    try:
+        with open(environ.get("HF_TOKEN_PATH") or os.path.join(home, "token"), encoding="utf-8") as handle:
+            return handle.read(4096).strip() or None
+    except OSError:
+        return None
+
+
+def _auth(url: str, endpoint_host: Optional[str]) -> dict:
+    """The bearer token, for the Hub's own host only: never for the storage host it redirects to."""
+    from urllib.parse import urlsplit
+
+    token = hub_token()
+    if token and endpoint_host and urlsplit(url).netloc == endpoint_host:
+        return {"Authorization": f"Bearer {token}"}
+    return {}
+
+
 def _follow(url: str, timeout: float, max_body: int, headers: Optional[dict] = None):
     """GET ``url``, following redirects (the Hub sends file contents from a storage host)."""
-    from urllib.parse import urljoin
+    from urllib.parse import urljoin, urlsplit
 
     from llmdoctor import http
 
+    host = urlsplit(url).netloc
     for _ in range(6):
-        answer = http.request(url, timeout=timeout, environ=dict(os.environ), max_body=max_body, headers=headers)
+        answer = http.request(url, timeout=timeout, environ=dict(os.environ), max_body=max_body,
+                              headers={**(headers or {}), **_auth(url, host)})
         if answer.status in (301, 302, 303, 307, 308) and answer.headers.get("location"):
             url = urljoin(url, answer.headers["location"])
             continue
         break
     return answer
+
+
+def _refused(reference: str, answer, endpoint: str, repo: str) -> FitError:
+    if answer.status is None:
+        return HubUnreachable(f"{reference}: {endpoint} cannot be reached ({answer.error}); with --offline or "
+                              "--allow-estimate, fit estimates from the name instead")
+    if answer.status in (401, 403):
+        return FitError(f"{reference}: the repository is gated or private ({answer.status}): accept its licence at "
+                        f"{endpoint}/{repo} and set HF_TOKEN (or run 'huggingface-cli login')")
+    return FitError(f"{reference}: the Hub answered {answer.status}")
 
 
 class RangeReader:
@@ -164,12 +206,14 @@ class RangeReader:
 
     def __call__(self, offset: int, size: int) -> bytes:
         answer = _follow(self.url, self.timeout, size, {"Range": f"bytes={offset}-{offset + size - 1}"})
-        if answer.error:
-            raise FitError(f"{self.url}: {answer.error}")
         if answer.status == 416:
             return b""
         if answer.status not in (200, 206):
-            raise FitError(f"{self.url}: the server answered {answer.status}")
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(self.url)
+            raise _refused(self.url, answer, f"{parts.scheme}://{parts.netloc}",
+                           "/".join(parts.path.strip("/").split("/")[:2]))
         if answer.status == 200 and offset:
             raise FitError(f"{self.url}: the server ignores Range requests; not downloading the whole file")
         data = answer.body[:size]
@@ -192,9 +236,12 @@ def from_hub(reference: str, endpoint: str, timeout: float) -> ModelSpec:
         spec = spec_from_gguf(header, reference, "Hub GGUF")
         spec.bytes_read = reader.bytes_read
         return spec
-    answer = http.request(f"{endpoint}/api/models/{repo}", timeout=timeout, environ=dict(os.environ))
+    url = f"{endpoint}/api/models/{repo}"
+    from urllib.parse import urlsplit
+
+    answer = http.request(url, timeout=timeout, environ=dict(os.environ), headers=_auth(url, urlsplit(url).netloc))
     if answer.status != 200:
-        raise FitError(f"{reference}: the Hub answered {answer.status or answer.error} for the repository")
+        raise _refused(reference, answer, endpoint, repo)
     try:
         siblings = [s["rfilename"] for s in json.loads(answer.body).get("siblings", [])]
     except (ValueError, KeyError, TypeError, AttributeError):
@@ -203,6 +250,8 @@ def from_hub(reference: str, endpoint: str, timeout: float) -> ModelSpec:
     tensors = [f for f in siblings if f.endswith(".safetensors")]
     if tensors and "config.json" in siblings:
         config_answer = _follow(f"{endpoint}/{repo}/resolve/main/config.json", timeout, 10 * 1024 * 1024)
+        if config_answer.status != 200:
+            raise _refused(f"{reference}/config.json", config_answer, endpoint, repo)
         try:
             config = json.loads(config_answer.body)
         except ValueError:

@@ -218,8 +218,8 @@ class Hub:
     """Serves /api/models/{repo}, /{repo}/resolve/main/{file} (302 to /cdn/{file}) and
     /cdn/{file} with Range support; counts the bytes it sent."""
 
-    def __init__(self, files: dict) -> None:
-        self.files, self.sent = files, 0
+    def __init__(self, files: dict, token: str = "") -> None:
+        self.files, self.sent, self.token = files, 0, token  # with a token: a gated repository
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -235,6 +235,9 @@ class Hub:
 
     def answer(self, handler) -> None:
         path = handler.path
+        if self.token and not path.startswith("/cdn/") and \
+                handler.headers.get("Authorization") != f"Bearer {self.token}":
+            return self.send(handler, 401, b'{"error": "Access to model is restricted"}')
         if path.startswith("/api/models/"):
             body = json.dumps({"siblings": [{"rfilename": name} for name in self.files]}).encode()
             return self.send(handler, 200, body)
@@ -345,3 +348,28 @@ def test_a_name_estimate_labels_what_it_assumes_and_never_prints_zero_speeds(cli
         assert "--gpu-layers has no effect here" in text
     assert speed_range({"realistic_tok_s": [0.0, 0.0]}) == "under 0.1 tok/s"
     assert "0-0 tok/s" not in text
+
+
+def test_a_gated_repository_needs_the_token_which_never_shows(cli, models):
+    token = "hf_GatedTokenForTheTestZZZZZZZZZZZZ"
+    hub = Hub({"Llama-3-8B.Q4_K_M.gguf": models["llama"]}, token=token)
+    try:
+        env = {"HF_ENDPOINT": hub.url, "LLMDOCTOR_OFFLINE": ""}
+        refused = cli("fit", "org/gated/Llama-3-8B.Q4_K_M.gguf", env=env)
+        assert refused.code == 2 and "gated or private (401)" in refused.stderr and "set HF_TOKEN" in refused.stderr
+        allowed = cli("fit", "org/gated/Llama-3-8B.Q4_K_M.gguf", "--json", env={**env, "HF_TOKEN": token})
+        assert allowed.code == 0, allowed.output
+        assert allowed.json()["model"]["n_layer"] == 32
+        assert token not in refused.output + allowed.output
+    finally:
+        hub.close()
+
+
+def test_an_unreachable_hub_is_exit_1_and_can_fall_back_to_the_name(cli):
+    from hub_mirror import closed_port
+
+    env = {"HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}", "LLMDOCTOR_OFFLINE": ""}
+    down = cli("fit", "meta-llama/Llama-3.1-8B-Instruct", env=env)
+    assert down.code == 1 and "cannot be reached" in down.stderr and down.stderr.count("\n") == 1
+    estimate = cli("fit", "meta-llama/Llama-3.1-8B-Instruct", "--allow-estimate", env=env)
+    assert estimate.code == 0 and "rough estimate" in estimate.stdout and "estimating from the name" in estimate.stderr
