@@ -91,6 +91,9 @@ class ModelSpec:
     quantization: str = ""
     estimate: bool = False
     bytes_read: int = 0
+    # no output.weight: llama.cpp loads token_embd a second time as the output layer
+    # (TENSOR_DUPLICATED in llama-model.cpp), on the output layer's device
+    tied_output: bool = False
 
     @property
     def weight_bytes(self) -> int:
@@ -167,7 +170,9 @@ def spec_from_gguf(header, name: str, source: str) -> ModelSpec:
         expert_count=plausible(key("expert_count", 0) or 0, "experts", name),
         expert_used=plausible(key("expert_used_count", 0) or 0, "experts used", name), swa_layers=swa,
         sliding_window=window,
-        quantization=_dominant_type(header), bytes_read=header.header_bytes)
+        quantization=_dominant_type(header), bytes_read=header.header_bytes,
+        tied_output=not any(t.name == "output.weight" for t in header.tensors)
+        and any(t.name == "token_embd.weight" for t in header.tensors))
 
 
 def _per_layer(value, n_layer: int, what: str, name: str) -> list:
@@ -227,7 +232,8 @@ def gpu_need(spec: ModelSpec, ngl: int, kv: list, compute: int) -> dict:
     ngl = max(0, min(ngl, spec.n_layer + 1))
     start = max(spec.n_layer - ngl, 0)
     layers = range(start, spec.n_layer) if ngl else range(0)
-    weights = sum(spec.layer_bytes[i] for i in layers) + (spec.output_bytes if ngl > spec.n_layer else 0)
+    output = spec.output_bytes + (spec.embd_bytes if spec.tied_output else 0)
+    weights = sum(spec.layer_bytes[i] for i in layers) + (output if ngl > spec.n_layer else 0)
     kv_on = sum(kv[i] for i in layers)
     compute_on = compute if ngl else 0
     overhead = (CUDA_CONTEXT + MARGIN) if ngl else 0
@@ -242,11 +248,15 @@ def place_on_gpu(spec: ModelSpec, free: int, ctx: int, kv_type: str, flash_atten
     if requested_ngl is not None:
         need = gpu_need(spec, requested_ngl, kv, compute)
         return {"n_gpu_layers": min(requested_ngl, spec.n_layer + 1), "fits": need["need"] <= free, **need}
-    best = 0
-    for ngl in range(spec.n_layer + 1, 0, -1):
-        if gpu_need(spec, ngl, kv, compute)["need"] <= free:
-            best = ngl
-            break
+    # what a placement needs only grows with ngl: a binary search, not a scan (linear in layers overall)
+    low, high = 0, spec.n_layer + 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        if gpu_need(spec, middle, kv, compute)["need"] <= free:
+            low = middle
+        else:
+            high = middle - 1
+    best = low
     need = gpu_need(spec, best, kv, compute)
     return {"n_gpu_layers": best, "fits": best == spec.n_layer + 1, **need}
 

@@ -113,7 +113,9 @@ def spec_from_safetensors(config: dict, headers: list, name: str, source: str, b
         expert_count=plausible(text.get("num_local_experts") or text.get("num_experts") or 0, "experts", name),
         expert_used=plausible(text.get("num_experts_per_tok") or 0, "experts used", name), swa_layers=swa,
         sliding_window=window if any(swa) else 0,
-        quantization="/".join(sorted(d for d in dtypes if d)), bytes_read=bytes_read)
+        quantization="/".join(sorted(d for d in dtypes if d)), bytes_read=bytes_read,
+        tied_output=bool(text.get("tie_word_embeddings", config.get("tie_word_embeddings", False)))
+        and not any("lm_head" in k for h in headers for k in h))
 
 
 def from_folder(folder: Path) -> ModelSpec:

@@ -26,7 +26,7 @@ def _nbytes(shape, qtype) -> int:
 
 def write_gguf(path: Path, arch: str, n_layer: int, n_embd: int, n_head, n_head_kv, n_ff: int, n_vocab: int,
                ctx: int = 8192, weight_type=Q.Q4_K, experts: int = 0, experts_used: int = 0,
-               sliding_window: int = 0, head_dim: int = 0, small: bool = False) -> Path:
+               sliding_window: int = 0, head_dim: int = 0, small: bool = False, tied: bool = False) -> Path:
     writer = GGUFWriter(str(path), arch)
     writer.add_block_count(n_layer)
     writer.add_context_length(ctx)
@@ -65,7 +65,9 @@ def write_gguf(path: Path, arch: str, n_layer: int, n_embd: int, n_head, n_head_
             tensors += [(prefix + "ffn_gate.weight", (n_ff, n_embd), weight_type),
                         (prefix + "ffn_up.weight", (n_ff, n_embd), weight_type),
                         (prefix + "ffn_down.weight", (n_embd, n_ff), Q.Q6_K)]
-    tensors += [("output_norm.weight", (n_embd,), Q.F32), ("output.weight", (n_vocab, n_embd), Q.Q6_K)]
+    tensors += [("output_norm.weight", (n_embd,), Q.F32)]
+    if not tied:  # tied: the output layer reuses token_embd (Llama-3.2, Qwen2.5, Gemma)
+        tensors.append(("output.weight", (n_vocab, n_embd), Q.Q6_K))
     total = 0
     for name, shape, qtype in tensors:
         nbytes = _nbytes(shape, qtype)

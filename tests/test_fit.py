@@ -373,3 +373,19 @@ def test_an_unreachable_hub_is_exit_1_and_can_fall_back_to_the_name(cli):
     assert down.code == 1 and "cannot be reached" in down.stderr and down.stderr.count("\n") == 1
     estimate = cli("fit", "meta-llama/Llama-3.1-8B-Instruct", "--allow-estimate", env=env)
     assert estimate.code == 0 and "rough estimate" in estimate.stdout and "estimating from the name" in estimate.stderr
+
+
+def test_tied_embeddings_count_on_the_output_layers_device(tmp_path):
+    """No output.weight: llama.cpp loads token_embd again (TENSOR_DUPLICATED) as the output
+    layer, on the GPU when the output layer is offloaded."""
+    from gguf_models import write_gguf
+
+    from llmdoctor.fit import gpu_need, kv_bytes_per_layer
+
+    path = write_gguf(tmp_path / "tied.gguf", "llama", 16, 2048, 32, 8, 8192, 128256, tied=True)
+    tied = spec(path)
+    assert tied.tied_output and tied.embd_bytes > 0
+    kv = kv_bytes_per_layer(tied, 4096, "f16")
+    all_layers = gpu_need(tied, tied.n_layer + 1, kv, 0)
+    without_output = gpu_need(tied, tied.n_layer, kv, 0)
+    assert all_layers["weights"] - without_output["weights"] == tied.output_bytes + tied.embd_bytes
