@@ -378,9 +378,9 @@ def test_an_unreachable_hub_is_exit_1_and_can_fall_back_to_the_name(cli):
 def test_tied_embeddings_count_on_the_output_layers_device(tmp_path):
     """No output.weight: llama.cpp loads token_embd again (TENSOR_DUPLICATED) as the output
     layer, on the GPU when the output layer is offloaded."""
-    from gguf_models import write_gguf
-
     from llmdoctor.fit import gpu_need, kv_bytes_per_layer
+
+    from gguf_models import write_gguf
 
     path = write_gguf(tmp_path / "tied.gguf", "llama", 16, 2048, 32, 8, 8192, 128256, tied=True)
     tied = spec(path)
