@@ -126,7 +126,7 @@ FIX = Fix(
     checks=("nvidia-driver", "torch"),
     plan=plan,
     applicability="safe",
-    scope="process",
+    scope="user",  # pip installs into the target interpreter's environment
     undoable=True,
     smoke=("torch-cuda",),
 )
