@@ -315,7 +315,8 @@ def test_cuda_home_fix_end_to_end_on_this_machine(cli, tmp_path):
     assert applied.code == 0 and "✓ cuda-home: fixed" in applied.stdout, applied.output
     assert "export CUDA_HOME=/usr/local/cuda-13.0" in (home / ".bashrc").read_text()
     again = cli("fix", "--cuda-home", "--yes", env=env)
-    assert again.code == 0 and "nothing to do" in again.stdout
+    # issue 13: a re-run says new terminals already have the change, not "found nothing it can change"
+    assert again.code == 0 and "new terminals already get this fix's change" in again.stdout
     assert cli("undo", "--yes", env=env).code == 0
     assert not (home / ".bashrc").exists()
 
