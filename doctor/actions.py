@@ -990,10 +990,6 @@ ACTION_TYPES = {cls.__dataclass_fields__["kind"].default: cls for cls in (
 TUPLE_FIELDS = ("requirements", "extra_args", "argv", "undo_argv", "lines", "keys", "expected", "names", "packages")
 
 
-def action_to_json(action) -> dict:
-    return action.to_json()
-
-
 def action_from_json(data: dict):
     """An action from its journal form; unknown kinds and bad fields are an :class:`ActionError`."""
     if not isinstance(data, dict):

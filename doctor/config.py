@@ -97,7 +97,7 @@ def find_config_file(cwd: Optional[Path] = None) -> tuple:
     pyproject = cwd / "pyproject.toml"
     if pyproject.is_file():
         try:
-            data = _read_toml(pyproject)
+            data = read_toml(pyproject)
         except ConfigError:
             data = None
         tool = data.get("tool") if isinstance(data, dict) else None
@@ -123,8 +123,6 @@ def read_toml(path: Path, error: type = None) -> dict:
         raise error(f"{path}: cannot be read: {exc.strerror or exc}") from None
 
 
-_read_toml = read_toml
-
 
 def load_config(path: Optional[Path] = None, cwd: Optional[Path] = None) -> Config:
     table_key = ""
@@ -132,7 +130,7 @@ def load_config(path: Optional[Path] = None, cwd: Optional[Path] = None) -> Conf
         path, table_key = find_config_file(cwd)
         if path is None:
             return Config()
-    data = _read_toml(Path(path))
+    data = read_toml(Path(path))
     if table_key:
         tool = data.get("tool", {})
         if not isinstance(tool, dict):

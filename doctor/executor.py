@@ -19,8 +19,6 @@ from typing import Optional
 from llmdoctor.actions import ActionEnv, ActionError, action_from_json
 from llmdoctor.journal import JournalRecord
 
-BACKUP_SUFFIX = ".llmdoctor-backup"
-
 
 class FixError(Exception):
     """A fix could not be applied (and what it did was rolled back)."""
