@@ -26,7 +26,34 @@ def machine_memory() -> dict:
     except Exception:  # noqa: BLE001 - no NVML: no GPU to place layers on
         pass
     facts["ram_available"] = _ram_available()
+    facts["cpu_kind"] = cpu_kind()
     return facts
+
+
+def cpu_kind() -> str:
+    """Which of llama.cpp's CPU repacking kernels this processor gets (``fit.REPACKED_TYPES``):
+    from the instruction-set flags Linux lists; other systems by their architecture."""
+    import platform
+
+    machine = platform.machine().lower()
+    flags: set = set()
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith(("flags", "Features")):
+                    flags = set(line.split(":", 1)[-1].split())
+                    break
+    except OSError:
+        pass
+    if machine in ("x86_64", "amd64", "i686", "x86"):
+        if flags:
+            return "avx512" if "avx512f" in flags and "avx2" in flags else "avx2" if "avx2" in flags else "none"
+        return "avx2"  # no flags to read (Windows, macOS): nearly every x86 CPU of the last decade
+    if machine in ("aarch64", "arm64"):
+        if flags:
+            return "neon-i8mm" if "i8mm" in flags else "neon-dotprod" if "asimddp" in flags else "none"
+        return "neon-dotprod"  # Apple silicon and other ARMv8.2+ machines without /proc/cpuinfo
+    return "none"
 
 
 def _ram_available() -> int:
@@ -98,15 +125,14 @@ def verdict_line(report) -> tuple:
 
         return f"; {speed_range(s)}" if s else ""
 
-    full = [d for d in gpus if d["verdict"] == "fits"]
-    if full:
-        best = max(full, key=lambda d: (d.get("speed") or {}).get("bound_tok_s", 0))
-        return "ok", f"{label} fits on {best['device']} at {report.ctx:,} tokens{speed(best)}"
-    partial = [d for d in gpus if d["verdict"] == "partial"]
-    if partial:
-        best = max(partial, key=lambda d: d["n_gpu_layers"])
-        return "warning", (f"{label} fits only partly on {best['device']}: --n-gpu-layers {best['n_gpu_layers']} "
-                           f"of {best['total_layers']}{speed(best)}")
+    used = [d for d in gpus if d.get("layers_here")]
+    names = " + ".join(d["device"] for d in used)
+    if gpus and gpus[0]["verdict"] == "fits":
+        return "ok", f"{label} fits on {names} at {report.ctx:,} tokens{speed(gpus[0])}"
+    if gpus and gpus[0]["verdict"] == "partial":
+        first = gpus[0]
+        return "warning", (f"{label} fits only partly on {names}: --n-gpu-layers {first['n_gpu_layers']} "
+                           f"of {first['total_layers']}{speed(first)}")
     if ram["verdict"] == "fits":
         where = "no GPU can hold any of it" if gpus else "no NVIDIA GPU"
         return ("info" if not gpus else "warning"), f"{label} runs on the CPU only ({where}){speed(ram)}"
@@ -126,7 +152,8 @@ def rules(facts: dict, context: RuleContext) -> list:
             findings.append(Finding("model-fit.unreadable", "error", f"{entry['model']}: {entry['error']}"))
             continue
         spec = spec_from_json(entry["spec"])
-        report = fit(spec, facts.get("gpus", []), int(facts.get("ram_available") or 0), ram_bandwidth=ram_bandwidth)
+        report = fit(spec, facts.get("gpus", []), int(facts.get("ram_available") or 0), ram_bandwidth=ram_bandwidth,
+                     cpu_kind=str(facts.get("cpu_kind") or "avx2"))
         severity, message = verdict_line(report)
         findings.append(Finding("model-fit.verdict", severity, message,
                                 "\n".join(f"{d['device']}: {d['verdict']}, needs {d['need']['need'] / GiB:.1f} GiB "

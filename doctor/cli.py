@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from enum import Enum
 from pathlib import Path
@@ -353,10 +354,25 @@ def _stdin_is_terminal() -> bool:
 def fit_command(
     model: str = typer.Argument(..., help="A GGUF file, a model folder, org/repo[/file.gguf] on the Hub, or a name."),
     ctx: Optional[int] = typer.Option(
-        None, "--ctx", help="Context length in tokens (default: 8192, or less if trained shorter)."),
+        None, "--ctx", help="Context length in tokens (default: the runtime's: the trained context for llama.cpp, "
+        "4096 for ollama)."),
     kv_type: str = typer.Option("f16", "--kv-type", help="KV cache type: f16, q8_0 or q4_0."),
     gpu_layers: Optional[int] = typer.Option(
         None, "--gpu-layers", help="Judge this --n-gpu-layers instead of the best."),
+    runtime: str = typer.Option(
+        "llama.cpp", "--runtime", help="Whose defaults to assume: llama.cpp (its CLI), llama-server or ollama."),
+    flash_attn: Optional[str] = typer.Option(
+        None, "--flash-attn", help="on, off or auto (default: the runtime's)."),
+    parallel: Optional[int] = typer.Option(
+        None, "--parallel", help="Parallel slots (default: the runtime's: 4 for llama-server, else 1)."),
+    ubatch: Optional[int] = typer.Option(None, "--ubatch", help="Physical batch size (default 512)."),
+    no_repack: bool = typer.Option(
+        False, "--no-repack", help="Judge without llama.cpp's CPU repacking (as with its --no-repack)."),
+    tensor_split: Optional[str] = typer.Option(
+        None, "--tensor-split", help="Proportions per GPU, e.g. 3,1 (default: by free memory, as llama.cpp)."),
+    engine: str = typer.Option(
+        "llmdoctor", "--engine", help="llmdoctor, or llama.cpp: also run llama.cpp's own llama-fit-params "
+        "(when installed) and show its projection beside this one."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     offline: bool = typer.Option(False, "--offline", help="Do not use the network (names only)."),
     allow_estimate: bool = typer.Option(
@@ -367,6 +383,9 @@ def fit_command(
     from llmdoctor.config import load_config
     from llmdoctor.fit import FitError, fit
 
+    if engine not in ("llmdoctor", "llama.cpp"):
+        raise Fail("--engine must be llmdoctor or llama.cpp")
+    split = _tensor_split(tensor_split)
     config = load_config()  # no registry: fit needs no checks
     offline = offline or os.environ.get("LLMDOCTOR_OFFLINE", "").lower() in ("1", "true", "yes")
     (described,) = describe_models([model], offline, float(config.threshold("network_timeout_s")),
@@ -376,25 +395,61 @@ def fit_command(
     if described.get("fallback"):
         _err(f"llmdoctor: {described['fallback'].split(';')[0]}: estimating from the name")
     memory = machine_memory()
+    if runtime == "ollama":  # ollama's own settings, where the user has made them
+        ctx = ctx or _env_int("OLLAMA_CONTEXT_LENGTH")
+        parallel = parallel or _env_int("OLLAMA_NUM_PARALLEL")
+        if flash_attn is None and os.environ.get("OLLAMA_FLASH_ATTENTION", "").lower() in ("1", "true"):
+            flash_attn = "on"
     try:
         report = fit(spec_from_json(described["spec"]), memory["gpus"], memory["ram_available"], ctx=ctx,
                      kv_type=kv_type, gpu_layers=gpu_layers,
-                     ram_bandwidth=float(config.threshold("ram_bandwidth_gb_s")))
+                     ram_bandwidth=float(config.threshold("ram_bandwidth_gb_s")), runtime=runtime,
+                     flash_attn=flash_attn, parallel=parallel, ubatch=ubatch, repack=not no_repack,
+                     tensor_split=split, cpu_kind=memory.get("cpu_kind", "avx2"))
     except FitError as exc:
         raise Fail(str(exc)) from None
+    engine_result = None
+    if engine == "llama.cpp":
+        from llmdoctor.llama_fit_params import run_fit_params
+
+        engine_result = run_fit_params(described, report)
     if as_json:
-        _out(json.dumps(report.to_json(), indent=2))
+        data = report.to_json()
+        if engine_result is not None:
+            data["llama_cpp"] = engine_result
+        _out(json.dumps(data, indent=2))
         return
-    from llmdoctor.render.fit import render_fit
+    from llmdoctor.render.fit import render_engine, render_fit
 
     color = _color()
     text = render_fit(report, color=color)
+    if engine_result is not None:
+        text += render_engine(engine_result, report)
     if color:
         from rich.console import Console
 
         Console(highlight=False, soft_wrap=True).print(text, end="")
     else:
         _out(text)
+
+
+def _tensor_split(text: Optional[str]) -> Optional[list]:
+    """``3,1`` or ``3/1`` (llama.cpp's forms) as a list of proportions; one line and exit 2 if not."""
+    if text is None:
+        return None
+    parts = [p for p in re.split(r"[,/]", text.strip())]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise Fail(f"--tensor-split takes numbers separated by commas, like 3,1 (got {text!r:.40})") from None
+    if not values or any(not (v >= 0) or v == float("inf") for v in values) or not any(values):
+        raise Fail("--tensor-split takes proportions of 0 or more, at least one above 0")
+    return values
+
+
+def _env_int(name: str) -> Optional[int]:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
 
 
 # ----------------------------------------------------------------------------- require

@@ -110,10 +110,11 @@ def test_partial_offload_follows_llama_cpps_rule(models):
     assert gpu["verdict"] == "partial" and 0 < gpu["n_gpu_layers"] < 33
     assert gpu["need"]["need"] <= small_gpu["memory_free_bytes"]
     # one more layer would not fit
-    from llmdoctor.fit import compute_buffer, gpu_need
+    from llmdoctor.fit import place, settings_for
 
-    kv = kv_bytes_per_layer(model, 8192, "f16")
-    assert gpu_need(model, gpu["n_gpu_layers"] + 1, kv, compute_buffer(model, 8192, False))["need"] > 4 * GiB
+    settings = settings_for(model, ctx=8192)
+    more = place(model, settings, [small_gpu], ram_free=32 * GiB, requested_ngl=gpu["n_gpu_layers"] + 1)
+    assert more["needs"][0]["need"] > 4 * GiB
     assert gpu["speed"]["cpu_bytes_per_token"] > 0  # the CPU part dominates partial offload
     full = fit(model, [RTX_4090], 32 * GiB, ctx=8192).devices[0]
     assert full["verdict"] == "fits" and full["n_gpu_layers"] == 33  # the output layer counts as one
@@ -378,14 +379,134 @@ def test_an_unreachable_hub_is_exit_1_and_can_fall_back_to_the_name(cli):
 def test_tied_embeddings_count_on_the_output_layers_device(tmp_path):
     """No output.weight: llama.cpp loads token_embd again (TENSOR_DUPLICATED) as the output
     layer, on the GPU when the output layer is offloaded."""
-    from llmdoctor.fit import gpu_need, kv_bytes_per_layer
+    from llmdoctor.fit import place, settings_for
 
     from gguf_models import write_gguf
 
     path = write_gguf(tmp_path / "tied.gguf", "llama", 16, 2048, 32, 8, 8192, 128256, tied=True)
     tied = spec(path)
     assert tied.tied_output and tied.embd_bytes > 0
-    kv = kv_bytes_per_layer(tied, 4096, "f16")
-    all_layers = gpu_need(tied, tied.n_layer + 1, kv, 0)
-    without_output = gpu_need(tied, tied.n_layer, kv, 0)
-    assert all_layers["weights"] - without_output["weights"] == tied.output_bytes + tied.embd_bytes
+    settings = settings_for(tied, ctx=4096)
+    gpu = [{"memory_free_bytes": 80 * GiB}]
+    all_layers = place(tied, settings, gpu, ram_free=64 * GiB, requested_ngl=tied.n_layer + 1)["needs"]
+    assert all_layers[0]["weights"] == sum(tied.layer_bytes) + tied.output_bytes + tied.embd_bytes
+    assert all_layers[-1]["weights"] == tied.embd_bytes  # the host keeps its own copy for the lookups
+    # llama.cpp counts the output layer as the last of n_layer + 1: -ngl n_layer leaves block 0
+    # on the CPU and still offloads the output layer with its copy of the embeddings
+    one_less = place(tied, settings, gpu, ram_free=64 * GiB, requested_ngl=tied.n_layer)["needs"]
+    assert all_layers[0]["weights"] - one_less[0]["weights"] == tied.layer_bytes[0]
+    assert one_less[-1]["weights"] == tied.embd_bytes + tied.layer_bytes[0]
+
+
+# ------------------------------------------------------------------ runtimes, flash attention, slots
+
+
+def test_each_runtime_brings_its_own_defaults(models):
+    from llmdoctor.fit import settings_for
+
+    model = spec(models["llama"])  # trained for 131,072 tokens
+    cli_default = settings_for(model)
+    assert (cli_default.n_ctx, cli_default.flash_attn, cli_default.n_seq) == (131072, True, 1)
+    server = settings_for(model, runtime="llama-server", ctx=16384)
+    assert (server.n_seq, server.kv_unified, server.flash_attn) == (4, True, True)
+    ollama = settings_for(model, runtime="ollama")
+    assert (ollama.n_ctx, ollama.flash_attn, ollama.n_ubatch) == (4096, False, 512)
+    assert settings_for(model, runtime="ollama", flash_attn="on").flash_attn
+    # llama-cli --parallel 3 without a unified cache: each slot its own, padded, share of the context
+    separate = settings_for(model, ctx=10000, parallel=3)
+    assert not separate.kv_unified and separate.cells_per_stream == 3584 and separate.n_ctx == 3 * 3584
+    assert "flash attention on (llama.cpp's default 'auto')" in ", ".join(cli_default.assumptions())
+
+
+def test_flash_attention_shrinks_the_compute_buffer_where_llama_cpp_does(models):
+    from llmdoctor.fit import compute_parts, settings_for
+
+    model = spec(models["llama"])
+    on = compute_parts(model, settings_for(model, ctx=32768, flash_attn="on"))
+    off = compute_parts(model, settings_for(model, ctx=32768, flash_attn="off"))
+    # without flash attention KQ is n_kv x ubatch x heads in f32: 2 GiB at 32K for 32 heads
+    assert off["total"] - on["total"] > 1.5 * GiB and off["peak_stage"] == "attention"
+    assert on["peak_stage"] == "output"  # the logits of a 128K vocabulary dominate with it on
+
+
+def test_a_quantised_v_cache_needs_flash_attention(models, cli):
+    from llmdoctor.fit import FitError, settings_for
+
+    model = spec(models["llama"])
+    with pytest.raises(FitError, match="needs flash attention"):
+        settings_for(model, kv_type="q8_0", flash_attn="off")
+    refused = cli("fit", str(models["llama"]), "--kv-type", "q8_0", "--flash-attn", "off")
+    assert refused.code == 2 and "needs flash attention" in refused.stderr and "Traceback" not in refused.output
+    ollama = cli("fit", str(models["llama"]), "--runtime", "ollama", "--kv-type", "q8_0")
+    assert ollama.code == 2 and "use --flash-attn on" in ollama.stderr  # ollama's flash attention is off
+
+
+def test_ollama_settings_come_from_its_environment(models, cli):
+    shown = cli("fit", str(models["llama"]), "--runtime", "ollama", "--json",
+                env={"OLLAMA_CONTEXT_LENGTH": "8192", "OLLAMA_FLASH_ATTENTION": "1", "OLLAMA_NUM_PARALLEL": "2"})
+    data = shown.json()
+    assert data["settings"]["n_ctx"] == 8192 and data["flash_attention"] and data["settings"]["n_seq"] == 2
+    assert any("runtime ollama" in a for a in data["assumptions"])
+
+
+# ------------------------------------------------------------------ several GPUs
+
+
+def test_layers_split_over_gpus_by_free_memory_as_llama_cpp_does(models):
+    from llmdoctor.fit import assign_layers, split_points
+
+    # llama-model.cpp: cumulative, normalised free memory; layer il goes to upper_bound(il / n)
+    assert assign_layers(4, 5, split_points([2, 1, 1])) == [0, 0, 0, 1, 2]
+    assert assign_layers(4, 2, split_points([1, 1])) == [-1, -1, -1, 0, 1]
+    assert assign_layers(4, 5, split_points([1, 1], [3, 1])) == [0, 0, 0, 0, 1]
+    model = spec(models["qwen2"])  # 32 layers, about 4.5 GiB of Q4_K weights and an MHA cache
+    gpus = [dict(RTX_4090, index=0, memory_free_bytes=int(16 * GiB)),
+            dict(RTX_4090, index=1, name="RTX 4060 Ti", memory_free_bytes=int(8 * GiB), bandwidth_gb_s=288)]
+    report = fit(model, gpus, 64 * GiB, ctx=16384)
+    first, second, host = (d for d in report.devices if d["kind"] in ("gpu", "host"))
+    assert first["verdict"] == second["verdict"] == "fits" and first["n_gpu_layers"] == 33
+    assert first["layers_here"] == 22 and second["layers_here"] == 11  # 2:1, as their free memory
+    assert first["need"]["need"] <= 16 * GiB and second["need"]["need"] <= 8 * GiB
+    assert host["kind"] == "host" and host["need"]["weights"] == model.embd_bytes
+    split = fit(model, gpus, 64 * GiB, ctx=16384, tensor_split=[1, 1])
+    assert [d["layers_here"] for d in split.devices if d["kind"] == "gpu"] == [17, 16]
+    # each GPU alone is too small for this context: together they hold it
+    alone = fit(model, gpus[1:], 64 * GiB, ctx=16384).devices[0]
+    assert alone["verdict"] == "partial"
+
+
+def test_several_gpus_through_the_command(models, cli, tmp_path):
+    from gpu_fakes import RTX_3060, install_fake_pynvml
+    from gpu_fakes import RTX_4090 as FAKE_4090
+
+    env = install_fake_pynvml(tmp_path / "nvml", gpus=(FAKE_4090, RTX_3060))
+    shown = cli("fit", str(models["qwen2"]), "--ctx", "16384", "--tensor-split", "3,1", env=env)
+    assert shown.code == 0, shown.output
+    assert "On the GPUs: fits fully, --n-gpu-layers 33 of 33" in shown.stdout
+    assert "GPU 0: NVIDIA GeForce RTX 4090" in shown.stdout and "GPU 1: NVIDIA GeForce RTX 3060" in shown.stdout
+    assert "system RAM (beside the GPUs)" in shown.stdout
+    for bad in ("3,x", "-1,1", "0,0", ""):
+        refused = cli("fit", str(models["qwen2"]), "--tensor-split", bad, env=env)
+        assert refused.code == 2 and "--tensor-split" in refused.stderr and "Traceback" not in refused.output
+    three = cli("fit", str(models["qwen2"]), "--tensor-split", "1,1,1", env=env)
+    assert three.code == 2 and "3 proportions for 2 GPUs" in three.stderr
+
+
+def test_repacked_copies_are_counted_on_the_cpu(models, tmp_path):
+    from llmdoctor.fit import repack_bytes
+
+    model = spec(models["llama"])  # Q4_K matrices: repacked on AVX2 (ggml-cpu/repack.cpp)
+    blocks = range(model.n_layer + 1)
+    assert repack_bytes(model, "avx2", blocks) > 0.5 * model.weight_bytes
+    assert repack_bytes(model, "none", blocks) == 0
+    with_repack = next(d for d in fit(model, [], 64 * GiB, ctx=4096).devices if d["kind"] == "cpu")
+    without = next(d for d in fit(model, [], 64 * GiB, ctx=4096, repack=False).devices if d["kind"] == "cpu")
+    assert with_repack["need"]["repack"] == repack_bytes(model, "avx2", blocks) and without["need"]["repack"] == 0
+
+
+def test_engine_llama_cpp_without_llama_fit_params(models, cli, tmp_path):
+    shown = cli("fit", str(models["llama"]), "--ctx", "4096", "--engine", "llama.cpp",
+                env={"PATH": str(tmp_path), "LLMDOCTOR_LLAMA_FIT_PARAMS": ""})
+    assert shown.code == 0 and "llama-fit-params is not on PATH" in shown.stdout
+    bad = cli("fit", str(models["llama"]), "--engine", "vllm")
+    assert bad.code == 2 and "--engine must be" in bad.stderr
