@@ -42,6 +42,8 @@ class Format(str, Enum):
     text = "text"
     json = "json"
     markdown = "markdown"
+    prometheus = "prometheus"
+    npd = "npd"
 
 
 class Fail(Exception):
@@ -124,6 +126,19 @@ def _load(config_path: Optional[Path] = None):
     return registry, config
 
 
+def _selection(registry, config, only, skip) -> tuple:
+    """(the checks to run, {check: why it is skipped}) from --only, --skip and the configuration."""
+    from llmdoctor.runner import select_checks
+
+    only_ids, skip_ids = _ids(only), _ids(skip)
+    check_ids = select_checks(registry, only_ids, skip_ids)
+    skipped = {c: "skipped by --skip" for c in skip_ids}
+    for check_id in config.skip:
+        if check_id in check_ids and check_id not in only_ids:
+            skipped.setdefault(check_id, f"skipped by the configuration ({config.source})")
+    return check_ids, skipped
+
+
 def _requirements(path: Optional[Path], config) -> Optional[dict]:
     """``--require FILE``, else the configuration's ``[require]``, else None."""
     if path is not None:
@@ -152,7 +167,11 @@ def check(
     only: Optional[List[str]] = typer.Option(
         None, "--only", help="Run only these checks (ids, comma-separated or repeated)."),
     skip: Optional[List[str]] = typer.Option(None, "--skip", help="Skip these checks."),
-    output_format: Format = typer.Option(Format.text, "--format", help="text, json or markdown."),
+    output_format: Format = typer.Option(
+        Format.text, "--format", help="text, json, markdown, prometheus (node_exporter's textfile collector) or npd "
+        "(a Kubernetes node-problem-detector plugin: one short line)."),
+    output: Optional[Path] = typer.Option(
+        None, "-o", "--output", help="Write the report to this file, atomically (for the textfile collector)."),
     as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Show details and the facts behind each finding."),
     snapshot: Optional[Path] = typer.Option(
@@ -170,16 +189,14 @@ def check(
         None, "--require", help="A team's requirements file ([require] table) to judge this machine against."),
 ) -> None:
     """Diagnose this machine (or a snapshot) and report findings with the fixes for them."""
-    from llmdoctor.runner import collect_live, diagnose, select_checks
+    import time
+
+    from llmdoctor.runner import collect_live, diagnose
     from llmdoctor.snapshot import load_snapshot
 
+    started = time.monotonic()
     registry, config = _load()
-    only_ids, skip_ids = _ids(only), _ids(skip)
-    check_ids = select_checks(registry, only_ids, skip_ids)
-    skipped = {c: "skipped by --skip" for c in skip_ids}
-    for check_id in config.skip:
-        if check_id in check_ids and check_id not in only_ids:
-            skipped.setdefault(check_id, f"skipped by the configuration ({config.source})")
+    check_ids, skipped = _selection(registry, config, only, skip)
     if "model-fit" in check_ids and not models and not config.models:
         skipped.setdefault("model-fit", "no model named (--model, or [[models]] in the configuration)")
     requirements = _requirements(require, config)
@@ -200,23 +217,174 @@ def check(
     diagnosis = diagnose(data, registry, config, check_ids, skipped, strict=strict)
     fmt = Format.json if as_json else output_format
     if fmt == Format.json:
-        _out(json.dumps(diagnosis.to_json(), indent=2, ensure_ascii=False))
+        text = json.dumps(diagnosis.to_json(), indent=2, ensure_ascii=False)
     elif fmt == Format.markdown:
         from llmdoctor.render.markdown import render_markdown
 
-        _out(render_markdown(diagnosis))
+        text = render_markdown(diagnosis)
+    elif fmt == Format.prometheus:
+        from llmdoctor.redact import Redactor, home_scrubber
+        from llmdoctor.render.prometheus import render_prometheus
+
+        redactor, home = Redactor.from_environment(), home_scrubber()
+        text = render_prometheus(diagnosis, data.get("facts") or {}, duration_s=time.monotonic() - started,
+                                 timestamp=time.time(), scrub=lambda value: home(redactor.text(value)),
+                                 version=__version__)
+    elif fmt == Format.npd:
+        from llmdoctor.render.npd import render_npd
+
+        text = render_npd(diagnosis)
     else:
         from llmdoctor.render.text import render_diagnosis
 
-        color = _color()
-        _out(render_diagnosis(diagnosis, verbose=verbose, color=color,
-                              ascii_only=not _can_print_unicode()), styled=color)
+        color = _color() and output is None
+        text = render_diagnosis(diagnosis, verbose=verbose, color=color, ascii_only=not _can_print_unicode())
+        if output is None:
+            _out(text, styled=color)
+            raise typer.Exit(diagnosis.exit_code)
+    if output is not None:
+        _write_report(output, text)
+    else:
+        _out(text)
     raise typer.Exit(diagnosis.exit_code)
+
+
+def _write_report(path: Path, text: str) -> None:
+    """All at once (a temporary file beside it, then a rename), redacted: a collector that
+    reads the file never sees half of it."""
+    from llmdoctor.fileio import FileIOError, atomic_write
+    from llmdoctor.redact import Redactor
+
+    if not text.endswith("\n"):
+        text += "\n"
+    try:
+        atomic_write(str(path), Redactor.from_environment().text(text).encode("utf-8", "backslashreplace"),
+                     inherit_owner=False)
+    except (FileIOError, OSError) as exc:
+        raise Fail(f"{path}: cannot write the report: {getattr(exc, 'strerror', None) or exc}",
+                   EXIT_PROBLEMS) from None
 
 
 def _can_print_unicode() -> bool:
     encoding = (getattr(sys.stdout, "encoding", None) or "").lower()
     return "utf" in encoding
+
+
+# ----------------------------------------------------------------------------- report
+
+
+@app.command("report")
+def report_command(
+    snapshots: List[Path] = typer.Argument(..., help="Snapshots from 'llmdoctor collect', or folders of them."),
+    html_file: Optional[Path] = typer.Option(
+        None, "--html", help="Also write one self-contained HTML page (a sortable table) to this file."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    require: Optional[Path] = typer.Option(
+        None, "--require", help="Also judge every machine against a team's requirements file."),
+) -> None:
+    """One view over many machines: problems by root finding, the stack's spread, the odd ones out."""
+    from llmdoctor.fleet import build_report, load_fleet
+    from llmdoctor.runner import diagnose
+
+    registry, config = _load()
+    check_ids = sorted(registry.checks)
+    skipped = {"model-fit": "not in a fleet report"}
+    requirements = _requirements(require, config)
+    if requirements:
+        from dataclasses import replace
+
+        config = replace(config, require=requirements)
+    else:
+        skipped["require"] = "no requirements (--require FILE, or [require] in the configuration)"
+
+    def diagnose_one(snapshot: dict):
+        return diagnose(snapshot, registry, config, check_ids, dict(skipped))
+
+    missing = [str(p) for p in snapshots if not p.exists()]
+    if missing:
+        raise Fail(f"no such file or folder: {missing[0]}")
+    fleet = load_fleet(list(snapshots), diagnose_one)
+    if not fleet.machines:
+        why = f" ({fleet.unreadable[0][0]}: {fleet.unreadable[0][1]})" if fleet.unreadable else ""
+        raise Fail(f"no readable snapshot among {len(snapshots)} path(s){why}")
+    report = build_report(fleet)
+    if html_file is not None:
+        from llmdoctor.render.fleet import render_html
+
+        _write_report(html_file, render_html(report))
+    if as_json:
+        _out(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        from llmdoctor.render.fleet import render_text
+
+        _out(render_text(report))
+    raise typer.Exit(EXIT_PROBLEMS if report["with_errors"] else 0)
+
+
+# ----------------------------------------------------------------------------- slurm-health
+
+
+@app.command("slurm-health")
+def slurm_health(
+    only: Optional[List[str]] = typer.Option(None, "--only", help="Run only these checks."),
+    skip: Optional[List[str]] = typer.Option(None, "--skip", help="Skip these checks."),
+    node: Optional[str] = typer.Option(
+        None, "--node", help="The node's Slurm name (default: SLURMD_NODENAME, else the short host name)."),
+    require: Optional[Path] = typer.Option(None, "--require", help="A requirements file to judge the node against."),
+    timeout: float = typer.Option(
+        45.0, "--timeout", help="Give up after this many seconds and change nothing (Slurm kills slow health checks)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what scontrol would do; change nothing."),
+) -> None:
+    """Slurm's HealthCheckProgram: drain this node on an error finding, resume it when healthy."""
+    import threading
+
+    from llmdoctor import slurm
+    from llmdoctor.runner import collect_live, diagnose
+
+    if not 0 < timeout <= 3600:
+        raise Fail("--timeout must be from 0 to 3600 seconds")
+    registry, config = _load()
+    check_ids, skipped = _selection(registry, config, only, skip)
+    skipped.setdefault("model-fit", "not on a health check")
+    requirements = _requirements(require, config)
+    if not requirements:
+        skipped.setdefault("require", "no requirements (--require FILE, or [require] in the configuration)")
+    elif config.require != requirements:
+        from dataclasses import replace
+
+        config = replace(config, require=requirements)
+    name = slurm.node_name(node)
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            to_probe = [c for c in check_ids if c not in skipped]
+            target, _ = _target(None)
+            data = collect_live(registry, config, to_probe, target, True, options={"require": requirements})
+            outcome["diagnosis"] = diagnose(data, registry, config, check_ids, skipped)
+        except BaseException as exc:  # noqa: BLE001 - reported below, in one line
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise Fail(f"llmdoctor slurm-health: no verdict within {timeout:g} s; node {name} left as it is")
+    if "error" in outcome:
+        raise outcome["error"]
+    try:
+        state, reason = slurm.node_state(name)
+        decision = slurm.decide(outcome["diagnosis"], state, reason)
+        if not dry_run:
+            slurm.apply(name, decision)
+    except slurm.SlurmError as exc:
+        raise Fail(f"llmdoctor slurm-health: {exc}") from None
+    said = slurm.command_line(name, decision)
+    if decision.action == "none":
+        _out(f"llmdoctor slurm-health: {name}: {decision.reason}")
+    else:
+        _out(f"llmdoctor slurm-health: {name}: {'would run' if dry_run else 'ran'}: {said}")
+    raise typer.Exit(0 if decision.healthy else EXIT_PROBLEMS)
 
 
 # ----------------------------------------------------------------------------- collect
@@ -225,7 +393,9 @@ def _can_print_unicode() -> bool:
 @app.command()
 def collect(
     output: Optional[Path] = typer.Option(
-        None, "-o", "--output", help="Write the snapshot here (default: standard output)."),
+        None, "-o", "--output", help="Write the snapshot here (default: standard output); %N or %h in the name "
+        "becomes this machine's name (LLMDOCTOR_NODE_NAME, else the short host name), so that many machines can "
+        "write into one folder."),
     only: Optional[List[str]] = typer.Option(None, "--only", help="Probe only these checks."),
     python: Optional[str] = typer.Option(None, "--python", help="Target interpreter."),
     offline: bool = typer.Option(False, "--offline", help="Do not use the network."),
@@ -234,15 +404,25 @@ def collect(
     from llmdoctor.runner import collect_live, select_checks
 
     registry, config = _load()
+    import socket
+
     data = collect_live(registry, config, select_checks(registry, _ids(only), []), _python(python), offline,
                         with_target=True)
+    # the machine's name in 'llmdoctor report': LLMDOCTOR_NODE_NAME where a pod's host name is
+    # not its node's (Kubernetes' downward API sets it), else the short host name
+    host = os.environ.get("LLMDOCTOR_NODE_NAME", "").strip() or socket.gethostname().split(".")[0]
+    data["host"] = host
     text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
+    if output is not None and ("%N" in str(output) or "%h" in str(output)):
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", host) or "host"
+        output = Path(str(output).replace("%N", safe).replace("%h", safe))
     if output is None:
         _out(text)
         return
     from llmdoctor.redact import Redactor
 
     try:
+        output.parent.mkdir(parents=True, exist_ok=True)  # snaps/%N.json on a fresh cluster
         # bytes that were not UTF-8 (in PATH, say) are lone surrogates: written as \udcXX, the
         # same string again when the snapshot is read
         output.write_bytes((Redactor.from_environment().text(text) + "\n").encode("utf-8", "backslashreplace"))

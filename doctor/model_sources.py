@@ -11,6 +11,7 @@ import json
 import os
 import re
 import struct
+from collections import namedtuple
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -28,10 +29,21 @@ BARE_QUANTS = {"q2": "q2_k", "q3": "q3_k_m", "q4": "q4_k_m", "q5": "q5_k_m", "q6
 # ollama's library tags default to Q4_K_M when the tag names no quantisation
 # (https://github.com/ollama/ollama/blob/main/docs/import.md#quantizing-a-model)
 OLLAMA_DEFAULT_QUANT = "q4_k_m"
-# typical shapes of dense decoder models by size (billions): layers, width, heads, KV heads
-SHAPES = [(0.5, 24, 896, 14, 2), (1.5, 28, 1536, 12, 2), (3, 28, 3072, 24, 8), (8, 32, 4096, 32, 8),
-          (14, 48, 5120, 40, 8), (32, 64, 5120, 40, 8), (70, 80, 8192, 64, 8), (123, 88, 12288, 96, 8),
-          (405, 126, 16384, 128, 8)]
+# the shape a name estimate assumes, by size in billions: a real model's, from its config.json
+# (layers, width, heads, KV heads, feed-forward width, vocabulary, trained context); checked
+# against those files in tests/data/hub/model_configs.json
+NameShape = namedtuple("NameShape", "size model n_layer n_embd n_head n_kv n_ff n_vocab ctx")
+SHAPES = [
+    NameShape(0.5, "Qwen/Qwen2.5-0.5B", 24, 896, 14, 2, 4864, 151936, 32768),
+    NameShape(1.5, "Qwen/Qwen2.5-1.5B", 28, 1536, 12, 2, 8960, 151936, 131072),
+    NameShape(3, "meta-llama/Llama-3.2-3B", 28, 3072, 24, 8, 8192, 128256, 131072),
+    NameShape(8, "meta-llama/Llama-3.1-8B", 32, 4096, 32, 8, 14336, 128256, 131072),
+    NameShape(14, "Qwen/Qwen2.5-14B", 48, 5120, 40, 8, 13824, 152064, 131072),
+    NameShape(32, "Qwen/Qwen2.5-32B", 64, 5120, 40, 8, 27648, 152064, 131072),
+    NameShape(70, "meta-llama/Llama-3.1-70B", 80, 8192, 64, 8, 28672, 128256, 131072),
+    NameShape(123, "mistralai/Mistral-Large-Instruct-2407", 88, 12288, 96, 8, 28672, 32768, 131072),
+    NameShape(405, "meta-llama/Llama-3.1-405B", 126, 16384, 128, 8, 53248, 128256, 131072),
+]
 
 
 # ----------------------------------------------------------------------------- safetensors
@@ -306,15 +318,16 @@ def from_name(name: str) -> ModelSpec:
     bpw = NAME_BPW[quant]
     # an MoE's layers and width are its experts' (Mixtral 8x7B has 32 layers of width 4096)
     shape_size = float(moe.group(2)) if moe else total
-    _, n_layer, n_embd, n_head, n_kv = min(SHAPES, key=lambda s: abs(s[0] - shape_size))
+    shape = min(SHAPES, key=lambda s: abs(s.size - shape_size))
+    n_layer, n_embd = shape.n_layer, shape.n_embd
     weight = int(total * 1e9 * bpw / 8)
-    embd = int(32000 * n_embd * bpw / 8)
+    embd = int(shape.n_vocab * n_embd * bpw / 8)
     per_layer = max(0, (weight - 2 * embd) // n_layer)
     spec = ModelSpec(
-        name=name, source="name (rough estimate)", arch="?", n_layer=n_layer, n_embd=n_embd, n_vocab=32000,
-        n_head=[n_head] * n_layer, n_head_kv=[n_kv] * n_layer, head_dim_k=n_embd // n_head,
-        head_dim_v=n_embd // n_head, ctx_train=8192, layer_bytes=[per_layer] * n_layer, embd_bytes=embd,
-        output_bytes=embd, expert_bytes=[0] * n_layer, quantization=quant.upper(), estimate=True)
+        name=name, source="name (rough estimate)", arch="?", n_layer=n_layer, n_embd=n_embd, n_vocab=shape.n_vocab,
+        n_head=[shape.n_head] * n_layer, n_head_kv=[shape.n_kv] * n_layer, head_dim_k=n_embd // shape.n_head,
+        head_dim_v=n_embd // shape.n_head, ctx_train=shape.ctx, layer_bytes=[per_layer] * n_layer, embd_bytes=embd,
+        output_bytes=embd, expert_bytes=[0] * n_layer, quantization=quant.upper(), estimate=True, n_ff=shape.n_ff)
     if moe or active_match:
         spec.expert_count = int(moe.group(1)) if moe else 8
         spec.expert_used = 2 if moe else max(1, round(spec.expert_count * float(active_match.group(1)) / total))

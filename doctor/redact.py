@@ -175,3 +175,18 @@ def _mask_assignment(match: re.Match) -> str:
     quote = value[0] if value[0] in "\"'" else ""
     prefix = "set" if match.re is SECRET_FISH_SET else ""
     return f"{prefix}{match.group('name')}{match.group('sep')}{quote}{REDACTED}{quote}"
+
+
+def home_scrubber(environ: Optional[dict] = None):
+    """A function that replaces this user's home folder (and any ``/home/NAME``,
+    ``/Users/NAME`` or ``C:\\Users\\NAME`` prefix) with ``~``: for what leaves the machine."""
+    environ = os.environ if environ is None else environ
+    home = (environ.get("HOME") or environ.get("USERPROFILE") or "").rstrip("/\\")
+    pattern = re.compile(r"(?:/home/|/Users/|[A-Za-z]:\\Users\\)[^/\\\s\"']+")
+
+    def scrub(text: str) -> str:
+        if home and len(home) > 1:
+            text = text.replace(home, "~")
+        return pattern.sub("~", text)
+
+    return scrub

@@ -344,7 +344,7 @@ def test_a_name_estimate_labels_what_it_assumes_and_never_prints_zero_speeds(cli
     from llmdoctor.render.fit import speed_range
 
     text = cli("fit", "llama3-70b-q4", "--gpu-layers", "10").stdout
-    assert "assumed: 80 layers, 8,192 tokens of context" in text and "trained for" not in text
+    assert "assumed: 80 layers, 131,072 tokens of context" in text and "trained for" not in text
     if "no NVIDIA GPU" in text or "GPU" not in text.split("weights")[0]:
         assert "--gpu-layers has no effect here" in text
     assert speed_range({"realistic_tok_s": [0.0, 0.0]}) == "under 0.1 tok/s"
@@ -510,3 +510,16 @@ def test_engine_llama_cpp_without_llama_fit_params(models, cli, tmp_path):
     assert shown.code == 0 and "llama-fit-params is not on PATH" in shown.stdout
     bad = cli("fit", str(models["llama"]), "--engine", "vllm")
     assert bad.code == 2 and "--engine must be" in bad.stderr
+
+
+def test_the_name_tables_shapes_are_real_models_configurations():
+    from llmdoctor.model_sources import SHAPES
+
+    recorded = json.loads((Path(__file__).parent / "data" / "hub" / "model_configs.json").read_text())["models"]
+    assert [s.model for s in SHAPES] == list(recorded)
+    for shape in SHAPES:
+        config = recorded[shape.model]
+        assert (shape.n_layer, shape.n_embd, shape.n_head, shape.n_kv, shape.n_ff, shape.n_vocab, shape.ctx) == (
+            config["num_hidden_layers"], config["hidden_size"], config["num_attention_heads"],
+            config["num_key_value_heads"], config["intermediate_size"], config["vocab_size"],
+            config["max_position_embeddings"]), shape.model

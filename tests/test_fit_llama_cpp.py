@@ -368,3 +368,25 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def test_engine_llama_cpp_shows_llama_fit_params_beside_ours(small_models):
+    import json
+    import os
+    import subprocess
+
+    path = small_models["TinyLlama-1.1B"]
+    env = dict(os.environ, PATH=f"{BUILD / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}", LLMDOCTOR_OFFLINE="1")
+    done = subprocess.run([sys.executable, "-m", "llmdoctor", "fit", str(path), "--ctx", "4096", "--engine",
+                           "llama.cpp", "--json"], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    theirs = data["llama_cpp"]
+    assert "error" not in theirs, theirs
+    host = theirs["devices"][0]
+    assert host["name"] == "Host" and host["context_mib"] == round(data["memory"]["kv_cache"] / MiB)
+    assert abs(host["compute_mib"] - data["memory"]["compute_buffer"] / MiB) <= 0.10 * host["compute_mib"]
+    assert "-c 4096" in theirs["arguments"]
+    text = subprocess.run([sys.executable, "-m", "llmdoctor", "fit", str(path), "--ctx", "4096", "--engine",
+                           "llama.cpp"], capture_output=True, text=True, env=env, timeout=300).stdout
+    assert "llama.cpp's own projection (llama-fit-params):" in text and "trust: llama.cpp's figures" in text

@@ -66,7 +66,7 @@ def machine(good: bool) -> tuple:
         facts = {
             "torch": {"installed": True, "version": "2.5.1+cpu", "cuda": None},
             "nvidia-driver": {"driver_version": "535.104.05", "cuda_driver_version": 12020,
-                              "gpus": [_gpu(dict(RTX_3060, total=8 * 2**30, free=7 * 2**30, cc=(7, 5)))]},
+                              "gpus": [_gpu(dict(RTX_3060, total=6 * 2**30, free=5 * 2**30, cc=(7, 5)))]},
             "nvcc": {"version": "11.8.89"},
             "ffmpeg": {"on_path": None, "not_on_path": [], "path_file_entries": []},
             "hf-endpoint": {"endpoint": "https://huggingface.co", "official_endpoint": "https://huggingface.co",
@@ -107,7 +107,7 @@ def test_each_kind_unmet_on_a_broken_machine_with_the_fix_that_meets_it():
     (torch,) = found["require.torch-cuda"]
     assert torch.caused_by == "torch.cpu-only" and "cpu" in torch.message
     (gpus,) = found["require.gpus"]
-    assert "8 GiB, 16 required" in gpus.message and "compute capability 7.5" in gpus.message
+    assert "6 GiB, 16 required" in gpus.message and "compute capability 7.5" in gpus.message
     (ffmpeg,) = found["require.ffmpeg"]
     assert ffmpeg.caused_by == "ffmpeg.missing"
     assert {f.facts["location"] for f in found["require.disk"]} == {"hf-cache", "/data"}
