@@ -42,6 +42,12 @@ def node_name(explicit: Optional[str] = None, environ: Optional[dict] = None) ->
     return explicit or environ.get("SLURMD_NODENAME") or socket.gethostname().split(".")[0]
 
 
+def _said(result) -> str:
+    """A tool's complaint as one line: Slurm's commands print several."""
+    lines = [line.strip() for line in (result.stderr or result.error or "").splitlines() if line.strip()]
+    return "; ".join(lines)[:300] or f"exit code {result.returncode}"
+
+
 def _tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
@@ -53,7 +59,7 @@ def node_state(node: str) -> tuple:
     """(state, reason) as ``sinfo`` prints them, e.g. ``("drained", "llmdoctor: disk.full")``."""
     result = proc.run([_tool("sinfo"), "-h", "-N", "-n", node, "-o", "%T|%E"], timeout=COMMAND_TIMEOUT_S)
     if not result.ok:
-        raise SlurmError(f"sinfo failed for node {node}: {(result.stderr or result.error).strip()[:200]}")
+        raise SlurmError(f"sinfo failed for node {node}: {_said(result)}")
     line = next((raw for raw in result.stdout.splitlines() if raw.strip()), "")
     if not line:
         raise SlurmError(f"sinfo does not know node {node} (set --node or SLURMD_NODENAME)")
@@ -90,8 +96,7 @@ def apply(node: str, decision: Decision) -> None:
     argv += ["state=drain", f"reason={decision.reason}"] if decision.action == "drain" else ["state=resume"]
     result = proc.run(argv, timeout=COMMAND_TIMEOUT_S)
     if not result.ok:
-        said = (result.stderr or result.error).strip()[:200]
-        raise SlurmError(f"scontrol could not {decision.action} {node}: {said}")
+        raise SlurmError(f"scontrol could not {decision.action} {node}: {_said(result)}")
 
 
 def command_line(node: str, decision: Decision) -> str:

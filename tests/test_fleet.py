@@ -405,3 +405,26 @@ def test_report_mixes_operating_systems(cli, fleet, tmp_path):
     assert systems == {"linux", "windows"}
     windows = next(row for row in data["matrix"] if row["machine"] == "gaming-pc")
     assert any(error.startswith("path.") for error in windows["errors"])
+
+
+@pytest.mark.parametrize("findings, state, reason, action, wanted", [
+    ([], "idle", "", "none", "healthy"),
+    ([], "drained", "llmdoctor: disk.low-space", "resume", "healthy again"),
+    ([], "drained", "bad fan", "none", "healthy"),  # never resumes what someone else drained
+    ([("disk.full", "error", None)], "idle", "", "drain", "llmdoctor: disk.full"),
+    ([("torch.x", "error", "nvidia-driver.y"), ("nvidia-driver.y", "error", None)], "mixed", "", "drain",
+     "llmdoctor: nvidia-driver.y"),  # the root, not its consequence
+    ([("disk.full", "error", None)], "drained", "llmdoctor: disk.full", "none", "already drained"),
+    ([("disk.full", "error", None)], "draining", "llmdoctor: torch.old", "drain", "llmdoctor: disk.full"),
+    ([("disk.full", "error", None)], "drained", "bad fan", "none", "another reason"),
+    ([("disk.low-space", "warning", None)], "idle", "", "none", "healthy"),  # warnings never drain
+])
+def test_what_the_health_program_decides(findings, state, reason, action, wanted):
+    from llmdoctor.models import CheckResult, Finding
+    from llmdoctor.runner import Diagnosis
+    from llmdoctor.slurm import decide
+
+    diagnosis = Diagnosis(results=[CheckResult("x", "X", "ok", [Finding(i, s, "m", caused_by=c)
+                                                                  for i, s, c in findings])])
+    decision = decide(diagnosis, state, reason)
+    assert decision.action == action and wanted in decision.reason
