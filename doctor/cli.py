@@ -219,9 +219,12 @@ def check(
     if fmt == Format.json:
         text = json.dumps(diagnosis.to_json(), indent=2, ensure_ascii=False)
     elif fmt == Format.markdown:
+        from llmdoctor.redact import SHARE_NOTE, share_scrubber
         from llmdoctor.render.markdown import render_markdown
 
-        text = render_markdown(diagnosis)
+        # pasted into public trackers: nothing that names the machine or its user, and it says so
+        heading, _, rest = share_scrubber()(render_markdown(diagnosis)).partition("\n")
+        text = f"{heading}\n\n_{SHARE_NOTE}_\n{rest}"
     elif fmt == Format.prometheus:
         from llmdoctor.redact import Redactor, home_scrubber
         from llmdoctor.render.prometheus import render_prometheus
@@ -399,6 +402,9 @@ def collect(
     only: Optional[List[str]] = typer.Option(None, "--only", help="Probe only these checks."),
     python: Optional[str] = typer.Option(None, "--python", help="Target interpreter."),
     offline: bool = typer.Option(False, "--offline", help="Do not use the network."),
+    share: bool = typer.Option(
+        False, "--share", help="Also remove GPU UUIDs and serials, the host name, the user name and home paths, "
+        "for a public bug report."),
 ) -> None:
     """Write this machine's facts as a redacted snapshot for 'check --snapshot'."""
     from llmdoctor.runner import collect_live, select_checks
@@ -412,6 +418,12 @@ def collect(
     # not its node's (Kubernetes' downward API sets it), else the short host name
     host = os.environ.get("LLMDOCTOR_NODE_NAME", "").strip() or socket.gethostname().split(".")[0]
     data["host"] = host
+    if share:
+        from llmdoctor.redact import SHARE_NOTE, scrub_for_sharing, share_scrubber
+
+        data = scrub_for_sharing(data, share_scrubber(host=host))
+        data.pop("host", None)
+        data["_note"] = SHARE_NOTE  # sorts first: the top of the file says what was removed
     text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
     if output is not None and ("%N" in str(output) or "%h" in str(output)):
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", host) or "host"

@@ -190,3 +190,52 @@ def home_scrubber(environ: Optional[dict] = None):
         return pattern.sub("~", text)
 
     return scrub
+
+
+SHARE_NOTE = ("scrubbed for sharing: GPU UUIDs and serial numbers, the host name, the user name and home "
+              "folders (as ~) are replaced; secrets are redacted as always")
+_IDENTIFYING_KEYS = {"uuid", "serial", "serial_number", "board_id", "pci_bus_id"}
+
+
+def share_scrubber(environ: Optional[dict] = None, host: Optional[str] = None, user: Optional[str] = None):
+    """A function that removes what identifies a machine or a person from text: GPU UUIDs,
+    the host name, the user name and home folders. For ``collect --share`` and the markdown
+    report, which are pasted into public bug trackers."""
+    import getpass
+    import socket
+
+    environ = os.environ if environ is None else environ
+    home = home_scrubber(environ)
+    try:
+        user = user or environ.get("USER") or environ.get("USERNAME") or getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name to know of
+        user = user or ""
+    host = host or socket.gethostname()
+    names = sorted({h for h in (host, host.split(".")[0]) if h and len(h) > 2}, key=len, reverse=True)
+    uuid = re.compile(r"\b(?:GPU|MIG)-[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\b")
+    word = re.compile(rf"(?<![A-Za-z0-9_.-])({'|'.join(re.escape(n) for n in names)})(?![A-Za-z0-9_-])") \
+        if names else None
+    user_word = re.compile(rf"(?<![A-Za-z0-9_.-]){re.escape(user)}(?![A-Za-z0-9_-])") \
+        if user and len(user) > 2 and user not in ("root", "user", "admin") else None
+
+    def scrub(text: str) -> str:
+        text = uuid.sub("GPU-<uuid>", home(text))
+        if word is not None:
+            text = word.sub("<host>", text)
+        if user_word is not None:
+            text = user_word.sub("<user>", text)
+        return text
+
+    return scrub
+
+
+def scrub_for_sharing(value: Any, scrub) -> Any:
+    """``value`` (facts, a snapshot) with every string scrubbed and identifying keys dropped."""
+    if isinstance(value, dict):
+        return {scrub(k) if isinstance(k, str) else k: scrub_for_sharing(v, scrub) for k, v in value.items()
+                if not (isinstance(k, str) and k.lower() in _IDENTIFYING_KEYS)}
+    if isinstance(value, list):
+        return [scrub_for_sharing(v, scrub) for v in value]
+    if isinstance(value, str):
+        return scrub(value)
+    return value

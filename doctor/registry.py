@@ -7,6 +7,7 @@ runs on every invocation. A plugin that fails to load is recorded, never raised.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from importlib import metadata
 
@@ -52,7 +53,11 @@ def _entry_points(groups: tuple) -> dict:
     """
     found: dict = {group: [] for group in groups}
     seen: set = set()
+    # as pytest's PYTEST_DISABLE_PLUGIN_AUTOLOAD: only llmdoctor's own checks and fixes
+    own_only = os.environ.get("LLMDOCTOR_DISABLE_PLUGIN_AUTOLOAD", "").strip() not in ("", "0")
     for dist in metadata.distributions():
+        if own_only and (dist.metadata["Name"] or "").lower() != "llmdoctor":
+            continue
         try:
             eps = [ep for ep in dist.entry_points if ep.group in found]
         except Exception:  # a broken dist-info must not stop discovery

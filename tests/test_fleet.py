@@ -428,3 +428,28 @@ def test_what_the_health_program_decides(findings, state, reason, action, wanted
                                                                   for i, s, c in findings])])
     decision = decide(diagnosis, state, reason)
     assert decision.action == action and wanted in decision.reason
+
+
+def test_collect_share_and_the_markdown_report_hold_nothing_that_names_the_machine(cli, tmp_path):
+    from gpu_fakes import RTX_4090, install_fake_pynvml
+
+    home = tmp_path / "home" / "adalovelace"
+    (home / ".cache" / "huggingface").mkdir(parents=True)
+    env = {**install_fake_pynvml(tmp_path / "nvml", gpus=(RTX_4090,)), "HOME": str(home), "USER": "adalovelace",
+           "HF_HOME": str(home / ".cache" / "huggingface")}
+    host = socket.gethostname()
+    plain = cli("collect", "--offline", "--only", "nvidia-driver,disk", env=env)
+    assert "GPU-0000" in plain.stdout or '"uuid"' in plain.stdout  # what --share must remove is there
+    shared = cli("collect", "--offline", "--share", "--only", "nvidia-driver,disk", env=env)
+    assert shared.code == 0
+    text = shared.stdout
+    assert text.lstrip().startswith('{\n  "_note": "scrubbed for sharing')
+    for planted in ('"uuid"', "GPU-0000", str(home), "adalovelace", f'"{host}"', '"host"'):
+        assert planted not in text, planted
+    data = json.loads(text)
+    assert data["facts"]["nvidia-driver"]["gpus"][0]["name"] == "NVIDIA GeForce RTX 4090"  # the rest stays
+    assert any(loc["path"].startswith("~") for loc in data["facts"]["disk"]["locations"])
+    markdown = cli("check", "--only", "disk,nvidia-driver", "--format", "markdown", env=env)
+    assert markdown.stdout.startswith("### llmdoctor") and "_scrubbed for sharing" in markdown.stdout[:300]
+    assert "adalovelace" not in markdown.stdout
+    assert str(home) not in markdown.stdout

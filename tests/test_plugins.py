@@ -4,6 +4,7 @@ through the same entry-point group as the built-ins; a broken one is a finding, 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import sysconfig
@@ -95,3 +96,12 @@ def test_plugin_check_runs_and_broken_plugin_is_a_finding(plugin_venv):
     assert load_failed["id"] == "plugins.load-failed" and "needs libfan.so" in load_failed["message"]
     text = run(plugin_venv, "check").stdout
     assert "GPU fan" in text and "could not be loaded" in text
+
+
+def test_plugin_autoload_can_be_switched_off(plugin_venv):
+    env = dict(os.environ, LLMDOCTOR_DISABLE_PLUGIN_AUTOLOAD="1")
+    listing = subprocess.run([str(plugin_venv), "-m", "llmdoctor", "list", "--json"], capture_output=True, text=True,
+                             timeout=60, env=env)
+    data = json.loads(listing.stdout)
+    ids = {c["id"] for c in data["checks"]}
+    assert "gpu-fan" not in ids and {"path", "disk"} <= ids and not data["load_errors"]
