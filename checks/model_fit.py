@@ -167,11 +167,27 @@ def models_requested(config, options: dict) -> bool:
     return bool(options.get("models")) or bool(config is not None and config.models)
 
 
+def migrate(facts: dict, version: int):
+    """Version 1 facts (before llmdoctor modelled llama.cpp's compute graph) have no
+    feed-forward width: assume the usual 3.5 x the embedding width (Llama 3, Qwen2.5), and
+    say the figure is assumed. The CPU kind defaults to AVX2 (``fit``'s default)."""
+    if version != 1:
+        return None
+    for entry in facts.get("models") or []:
+        spec = entry.get("spec") if isinstance(entry, dict) else None
+        if isinstance(spec, dict) and not spec.get("n_ff") and isinstance(spec.get("n_embd"), int):
+            spec["n_ff"] = int(spec["n_embd"] * 3.5)
+            spec["name"] = f"{spec.get('name', '?')} (feed-forward width assumed: an older snapshot)"
+    return facts
+
+
 CHECK = Check(
     id="model-fit",
     title="Models: fit and speed",
     probe=probe,
     rules=rules,
+    facts_version=2,  # 2: specs carry the feed-forward width, fused tensors and repackable bytes
+    migrate=migrate,
     order=90,
     timeout=30.0,
 )

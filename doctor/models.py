@@ -122,6 +122,11 @@ class Check:
     # the checks whose facts these rules read (``RuleContext.all_facts``): probed whenever this
     # one runs, even when --only or --skip leaves them out, so a selection never changes a verdict
     requires: tuple = ()
+    # the version of the facts the probe writes: raised when their meaning changes, so that a
+    # snapshot from another llmdoctor is migrated (``migrate(facts, version)`` returns facts of
+    # this version, or None when it cannot) or reported as one this llmdoctor cannot judge
+    facts_version: int = 1
+    migrate: Optional[Callable[[Facts, int], Optional[Facts]]] = None
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,7 @@ def collect(
         else:
             facts[check_id] = thread.facts
             meta[check_id] = {"duration_ms": round(thread.duration_ms, 1)}
+        meta[check_id]["facts_version"] = thread.check.facts_version
     if target_thread:
         target_thread.join(max(0.0, started + context.timeout * 2 + GRACE_S - time.monotonic()))
     target = context.target_if_probed() or {}
@@ -314,6 +315,10 @@ def diagnose(
                 check_id, check.title, "skipped", source=source,
                 reason="the snapshot has no facts for this check"))
             continue
+        facts, why_not = facts_of_this_version(check, facts, snapshot)
+        if why_not:
+            diagnosis.results.append(CheckResult(check_id, check.title, "skipped", reason=why_not, source=source))
+            continue
         started = time.monotonic()
         findings = run_rules(check, facts, context, from_file=bool(snapshot.get("loaded_from")))
         probe_meta = snapshot.get("probes", {}).get(check_id)
@@ -340,6 +345,26 @@ def diagnose(
                                              configuration))
     diagnosis.exit_code = exit_code_for(diagnosis.all_findings(), strict)
     return diagnosis
+
+
+def facts_of_this_version(check, facts: dict, snapshot: dict) -> tuple:
+    """(facts this llmdoctor's rules read, or why they cannot): a snapshot's facts of another
+    version are migrated by the check when it knows how, else the check is not judged."""
+    meta = (snapshot.get("probes") or {}).get(check.id)
+    recorded = meta.get("facts_version", 1) if isinstance(meta, dict) else 1
+    if not isinstance(recorded, int) or isinstance(recorded, bool) or recorded < 1:
+        return facts, f"the snapshot's facts version for this check is not a version number ({recorded!r:.40})"
+    if recorded == check.facts_version:
+        return facts, ""
+    made_by = snapshot.get("llmdoctor_version", "another llmdoctor")
+    if recorded > check.facts_version:
+        return facts, (f"the snapshot holds version {recorded} of this check's facts (llmdoctor {made_by}); this "
+                       f"llmdoctor reads version {check.facts_version}: upgrade llmdoctor to judge it")
+    migrated = check.migrate(dict(facts), recorded) if check.migrate else None
+    if migrated is None:
+        return facts, (f"the snapshot holds version {recorded} of this check's facts (llmdoctor {made_by}), which "
+                       f"this llmdoctor (version {check.facts_version}) cannot read: collect the snapshot again")
+    return migrated, ""
 
 
 def exit_code_for(findings: list, strict: bool) -> int:

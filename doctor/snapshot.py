@@ -15,7 +15,9 @@ from pathlib import Path
 from llmdoctor import __version__
 from llmdoctor.errors import UserError
 
-SCHEMA = 1
+# 2: probes[check]["facts_version"] says which version of a check's facts a snapshot holds
+# (schema 1 snapshots hold version 1 of every check's facts)
+SCHEMA = 2
 MAX_SNAPSHOT_BYTES = 50 * 1024 * 1024
 
 

@@ -453,3 +453,34 @@ def test_collect_share_and_the_markdown_report_hold_nothing_that_names_the_machi
     assert markdown.stdout.startswith("### llmdoctor") and "_scrubbed for sharing" in markdown.stdout[:300]
     assert "adalovelace" not in markdown.stdout
     assert str(home) not in markdown.stdout
+
+
+def test_facts_versions_migrate_or_say_which_check_cannot_be_judged(cli, base, tmp_path):
+    from llmdoctor.model_sources import from_name
+
+    snapshot = vary(base, 0)
+    assert snapshot["schema"] == 2 and snapshot["probes"]["disk"]["facts_version"] == 1
+    spec = from_name("llama3-8b-q4").to_json()
+    for key in ("n_ff", "n_ff_exp", "repackable", "repack_edges", "qkv_fused", "ffn_fused"):
+        spec.pop(key)  # what an llmdoctor of facts version 1 wrote
+    snapshot["facts"]["model-fit"] = {"models": [{"model": "llama3-8b-q4", "spec": spec}],
+                                      "ram_available": 64 * 2**30, "gpus": []}
+    snapshot["probes"]["model-fit"] = {"duration_ms": 1.0, "facts_version": 1}
+    snapshot["probes"]["disk"]["facts_version"] = 7  # from a newer llmdoctor
+    snapshot["llmdoctor_version"] = "9.9.0"
+    path = tmp_path / "older.json"
+    path.write_text(json.dumps(snapshot), encoding="utf-8")
+    data = cli("check", "--snapshot", str(path), "--only", "model-fit,disk", "--model", "llama3-8b-q4",
+               "--json").json()
+    checks = {c["id"]: c for c in data["checks"]}
+    assert checks["disk"]["status"] == "skipped"
+    assert "version 7 of this check's facts (llmdoctor 9.9.0)" in checks["disk"]["reason"]
+    assert "upgrade llmdoctor" in checks["disk"]["reason"]
+    (verdict,) = checks["model-fit"]["findings"]
+    assert "feed-forward width assumed" in verdict["message"]  # migrated, and it says what it assumed
+    schema_one = dict(snapshot, schema=1)
+    for probe in schema_one["probes"].values():
+        probe.pop("facts_version", None)
+    path.write_text(json.dumps(schema_one), encoding="utf-8")
+    old = cli("check", "--snapshot", str(path), "--only", "disk", "--json").json()
+    assert old["checks"][0]["status"] != "skipped"  # schema 1: version 1 of every check's facts
