@@ -63,18 +63,27 @@ def encoders_of(ffmpeg: str, timeout: float) -> dict:
     return {"present": sorted(n for n in names if n in KNOWN_ENCODERS), "count": len(names)}
 
 
-def probe_ffmpeg(environ: dict, site_packages: list, timeout: float) -> dict:
+def probe_ffmpeg(environ: dict, site_packages, timeout: float) -> dict:
+    """``site_packages``: the target's folders, or a function that returns them (asked only
+    after ffmpeg has run, so that this probe does not wait for the target interpreter's)."""
     facts: dict = {}
     path_value = environ.get("PATH", "")
     found = shutil.which("ffmpeg", path=path_value)
     facts["on_path"] = found
     if found:
-        result = proc.run([found, "-hide_banner", "-version"], timeout=timeout)
+        # one run: without -hide_banner, '-encoders' prints the version banner (on stderr) too
+        result = proc.run([found, "-encoders"], timeout=timeout)
         facts["run"] = {"ok": result.ok, "error": result.error, "returncode": result.returncode,
                         "timed_out": result.timed_out}
-        match = re.search(r"ffmpeg version (\S+)", result.stdout)
+        match = re.search(r"ffmpeg version (\S+)", result.stderr + result.stdout)
         facts["version"] = match.group(1) if match else None
-        facts["encoders"] = encoders_of(found, timeout) if result.ok else {}
+        if result.ok:
+            names = set(re.findall(r"^\s*[VAS][A-Z.]{5}\s+(\S+)", result.stdout, re.MULTILINE))
+            facts["encoders"] = {"present": sorted(n for n in names if n in KNOWN_ENCODERS), "count": len(names)}
+        else:
+            facts["encoders"] = {}
+    if callable(site_packages):
+        site_packages = site_packages()
     entries = [e for e in path_value.split(os.pathsep) if e]
     facts["path_file_entries"] = [e for e in entries if os.path.basename(e.strip('"')).lower() in
                                   ("ffmpeg", "ffmpeg.exe") and os.path.isfile(e.strip('"'))]
@@ -97,7 +106,7 @@ def probe_ffmpeg(environ: dict, site_packages: list, timeout: float) -> dict:
 
 
 def probe(context: ProbeContext) -> dict:
-    return probe_ffmpeg(dict(os.environ), context.target().get("site_packages", []), context.timeout)
+    return probe_ffmpeg(dict(os.environ), lambda: context.target().get("site_packages", []), context.timeout)
 
 
 # ----------------------------------------------------------------------------- rules
