@@ -302,8 +302,9 @@ def _some(entries: list, key: str = "expanded") -> str:
     return shown + (f" and {len(entries) - 2} more" if len(entries) > 2 else "")
 
 
-def _entry_list(items: list, limit: int = 12) -> str:
-    lines = [f"  {printable(item)}" for item in items[:limit]]
+def _entry_list(items: list, limit: int = 12, render=None) -> str:
+    """The first ``limit`` items, one a line (``render`` makes each one's text: only those shown)."""
+    lines = [f"  {printable(render(item) if render else item)}" for item in items[:limit]]
     if len(items) > limit:
         lines.append(f"  ... and {len(items) - limit} more")
     return "\n".join(lines)
@@ -327,15 +328,42 @@ def home_spellings(entry: str, home: str) -> list:
     return spellings
 
 
-def disabled_by_llmdoctor(entry: str, facts: dict) -> bool:
-    """Whether a startup-file line adding ``entry`` was disabled or edited by 'llmdoctor fix --path'."""
-    patterns = [entry_pattern(spelling) for spelling in home_spellings(entry, facts.get("home", ""))]
-    return any(pattern.search(line["text"]) for pattern in patterns
-               for source in facts.get("startup_files", []) for line in source.get("disabled", []))
+def disabled_by_llmdoctor(entry: str, facts: dict, index: Optional[dict] = None) -> bool:
+    """Whether a startup-file line adding ``entry`` was disabled or edited by 'llmdoctor fix --path'
+    (``index``: :func:`_source_index` of the disabled lines, for many entries)."""
+    spellings = home_spellings(entry, facts.get("home", ""))
+    if index is not None and not any(_SEPARATORS.search(s) for s in spellings):
+        return any(s in index for s in spellings)
+    disabled = [line["text"] for source in facts.get("startup_files", []) for line in source.get("disabled", [])]
+    if not disabled:
+        return False
+    patterns = [entry_pattern(spelling) for spelling in spellings]
+    return any(pattern.search(text) for pattern in patterns for text in disabled)
 
 
-def _where_set(entry: str, facts: dict) -> list:
+_SEPARATORS = re.compile(r"[=:\"' ;]")
+
+
+def _source_index(facts: dict, key: str = "lines") -> dict:
+    """{word of a PATH line: ["file:line", ...]} over every startup-file line that sets PATH
+    (``key="disabled"``: the lines a fix disabled), built once: looking an entry up is then
+    one dict access, not a regex per line."""
+    index: dict = {}
+    for source in facts.get("startup_files", []):
+        for line in source.get(key, []):
+            if "PATH" not in line["text"]:
+                continue
+            place = f"{source['file']}:{line['line']}"
+            for word in set(_SEPARATORS.split(line["text"])[1:]):  # words after a separator, as entry_pattern
+                if word:
+                    index.setdefault(word, []).append(place)
+    return index
+
+
+def _where_set(entry: str, facts: dict, index: Optional[dict] = None) -> list:
     """Startup-file lines (POSIX) that add an entry to PATH."""
+    if index is not None and entry and not _SEPARATORS.search(entry):
+        return list(dict.fromkeys(index.get(entry, [])))
     return [f"{source['file']}:{line['line']}"
             for source in facts.get("startup_files", []) for line in source["lines"]
             if mentions_entry(line["text"], entry)]
@@ -360,11 +388,14 @@ def rules(facts: dict, context: RuleContext) -> list:
                                 f"could not read Path from the registry: {facts['registry_error']}; "
                                 "checked this process's Path instead"))
 
+    index = _source_index(facts) if not windows else {}
+    disabled_index = _source_index(facts, "disabled") if not windows else {}
+
     def with_sources(entry: dict) -> str:
         label = entry["raw"] if entry["raw"] == entry["expanded"] else f"{entry['raw']} -> {entry['expanded']}"
         if windows and entry.get("scope") in ("user", "machine"):
             label += f"  ({entry['scope']} Path)"
-        places = _where_set(entry["raw"], facts) if not windows else []
+        places = _where_set(entry["raw"], facts, index) if not windows else []
         if places:
             label += f"  (set in {', '.join(places)})"
         return label
@@ -395,8 +426,8 @@ def rules(facts: dict, context: RuleContext) -> list:
 
     if not windows:  # entries a fix already took out of the startup files: this terminal is just stale
         stale = [e for e in quoted + relative + missing + file_entries
-                 if not any(_where_set(s, facts) for s in home_spellings(e["raw"], facts.get("home", "")))
-                 and disabled_by_llmdoctor(e["raw"], facts)]
+                 if not any(_where_set(s, facts, index) for s in home_spellings(e["raw"], facts.get("home", "")))
+                 and disabled_by_llmdoctor(e["raw"], facts, disabled_index)]
         if stale:
             keys = {id(e) for e in stale}
             quoted, relative, missing, file_entries = ([e for e in group if id(e) not in keys]
@@ -423,7 +454,7 @@ def rules(facts: dict, context: RuleContext) -> list:
             f"{len(missing)} PATH {'entry does' if len(missing) == 1 else 'entries do'} not exist: "
             + _some(missing),
             "Folders that do not exist cost a lookup on every command and usually mean an "
-            "uninstalled tool:\n" + _entry_list([with_sources(e) for e in missing]),
+            "uninstalled tool:\n" + _entry_list(missing, render=with_sources),
             fixes=["path"], facts={"entries": [e["expanded"] for e in missing]}))
 
     present_dirs = {normalise(e["expanded"]) for e in entries if e.get("is_dir")}
@@ -459,7 +490,7 @@ def rules(facts: dict, context: RuleContext) -> list:
             + (" Compared case-insensitively, trailing \\ ignored, after expansion." if windows else "")
             + ("" if windows else " Usually a startup file that prepends on every nested shell; guard "
                "it with: case \":$PATH:\" in *\":DIR:\"*) ;; *) PATH=\"DIR:$PATH\";; esac")
-            + "\n" + _entry_list([with_sources(e) for e in duplicates]),
+            + "\n" + _entry_list(duplicates, render=with_sources),
             # the fix dedupes the Windows registry values; on POSIX there is nothing to edit
             fixes=["path"] if windows else [], facts={"entries": [e["expanded"] for e in duplicates]}))
 
