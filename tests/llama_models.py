@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from gguf import GGUFWriter
+from gguf.constants import GGUF_DEFAULT_ALIGNMENT
 
 
 @dataclass(frozen=True)
@@ -100,9 +101,14 @@ def _tensors(shape: Shape):
 
 
 def write_model(shape: Shape, path: Path, seed: int = 0) -> Path:
-    """An F16 GGUF (1-D tensors F32, as converters write them) of ``shape`` with random weights."""
+    """An F16 GGUF (1-D tensors F32, as converters write them) of ``shape`` with random weights.
+
+    gguf's writer writes the header, the metadata and the tensor infos; the data is then
+    appended block by block (a repeated random block of 8 MB), never a whole tensor in
+    memory: a real 152K x 2048 embedding alone is 622 MB in F16.
+    """
     rng = np.random.default_rng(seed)
-    pattern = (rng.standard_normal(1 << 16) * 0.02).astype(np.float16)
+    block = (rng.standard_normal(1 << 22) * 0.02).astype(np.float16)
     writer = GGUFWriter(str(path), shape.arch)
     writer.add_name(shape.name)
     writer.add_block_count(shape.n_layer)
@@ -133,14 +139,28 @@ def write_model(shape: Shape, path: Path, seed: int = 0) -> Path:
     writer.add_token_types([2, 3, 3] + [6] * 256 + [3] + [1] * (len(tokens) - 260))
     writer.add_bos_token_id(1)
     writer.add_eos_token_id(2)
-    for name, dims in _tensors(shape):
-        count = int(np.prod(dims))
-        if len(dims) == 1:
-            writer.add_tensor(name, np.ones(dims, dtype=np.float32))
-        else:
-            writer.add_tensor(name, np.resize(pattern, count).reshape(dims))
+    tensors = _tensors(shape)
+    for name, dims in tensors:
+        dtype = np.dtype(np.float32 if len(dims) == 1 else np.float16)
+        writer.add_tensor_info(name, dims, dtype, int(np.prod(dims)) * dtype.itemsize)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
+    writer.write_ti_data_to_file()
     writer.close()
+    with open(path, "ab") as out:
+        _pad(out)
+        for _, dims in tensors:
+            count = int(np.prod(dims))
+            if len(dims) == 1:
+                out.write(np.ones(count, dtype=np.float32).tobytes())
+            else:
+                for start in range(0, count, block.size):
+                    out.write(block[: min(block.size, count - start)].tobytes())
+            _pad(out)
     return path
+
+
+def _pad(out) -> None:
+    """Zeros up to gguf's data alignment, as its writer pads before and after each tensor."""
+    position = out.tell()
+    out.write(bytes(-position % GGUF_DEFAULT_ALIGNMENT))
