@@ -234,9 +234,9 @@ def smoke_ffmpeg(options: dict) -> dict:
 
 
 def _has_gpu() -> bool:
-    from llmdoctor.checks.nvcc import _local_capability
+    from llmdoctor.checks.nvcc import local_capability
 
-    return _local_capability() is not None
+    return local_capability() is not None
 
 
 CHECK = Check(

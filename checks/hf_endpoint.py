@@ -265,7 +265,7 @@ def value_findings(raw: str, hub_version: Optional[str]) -> list:
     return findings
 
 
-def _network_findings(facts: dict, steps: dict, label: str) -> list:
+def network_findings(facts: dict, steps: dict, label: str) -> list:
     findings = []
     endpoint = steps["endpoint"]
     api = steps.get("api", {})
@@ -394,7 +394,7 @@ def rules(facts: dict, context: RuleContext) -> list:
         findings.append(Finding("hf-endpoint.not-checked", "info",
                                 f"{label} {facts.get('endpoint')} was not contacted (--offline)"))
     elif facts.get("network"):
-        network = _network_findings(facts, facts["network"], label)
+        network = network_findings(facts, facts["network"], label)
         findings += network
         if not any(f.severity in ("warning", "error") for f in network):
             elapsed = facts["network"]["api"].get("elapsed_ms", 0)
@@ -425,7 +425,7 @@ def smoke_hf_endpoint(options: dict) -> dict:
     steps = verify_endpoint(endpoint, settings["repo"], settings["small_file"], settings["large_file"],
                             float(options.get("timeout", 3.0)), environ)
     facts = {"repo": settings["repo"], "env": {}}
-    problems = [f for f in _network_findings(facts, steps, "the endpoint") if f.severity == "error"]
+    problems = [f for f in network_findings(facts, steps, "the endpoint") if f.severity == "error"]
     if problems:
         return {"status": "fail", "message": problems[0].message}
     return {"status": "pass", "message": f"{endpoint}: API, file metadata and large-file hosts all answer",

@@ -273,7 +273,7 @@ def smoke_nvcc(options: dict) -> dict:
     nvcc = shutil.which("nvcc")
     if not nvcc:
         return {"status": "skipped", "message": "nvcc is not on PATH"}
-    capability = _local_capability()
+    capability = local_capability()
     with tempfile.TemporaryDirectory(prefix="llmdoctor-nvcc-") as folder:
         source, binary = Path(folder) / "add.cu", Path(folder) / "add"
         source.write_text(KERNEL)
@@ -299,7 +299,7 @@ def smoke_nvcc(options: dict) -> dict:
                 "figures": {"compile_s": round(compile_s, 2), "arch": capability}}
 
 
-def _local_capability() -> Optional[str]:
+def local_capability() -> Optional[str]:
     try:
         import pynvml
 

@@ -170,11 +170,11 @@ print(json.dumps({"status": "pass" if ok else "fail",
 def smoke_torch_cuda(options: dict) -> dict:
     import sys
 
-    from llmdoctor.checks.nvcc import _local_capability
+    from llmdoctor.checks.nvcc import local_capability
     from llmdoctor.smoke import run_in_target
 
     python = options.get("python") or sys.executable
-    has_gpu = 1 if _local_capability() else 0
+    has_gpu = 1 if local_capability() else 0
     return run_in_target(python, ["-c", MATMUL, str(has_gpu)], float(options.get("timeout", 120)), "torch")
 
 

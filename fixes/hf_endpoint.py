@@ -15,7 +15,7 @@ import os
 from typing import Optional
 
 from llmdoctor.actions import BroadcastEnvironment, SetEnvVar, SetJsonValue, SetShellBlock
-from llmdoctor.checks.hf_endpoint import _network_findings, probe_hf
+from llmdoctor.checks.hf_endpoint import network_findings, probe_hf
 from llmdoctor.models import Fix, FixContext, Plan
 from llmdoctor.shellenv import block_lines, new_terminal_reprobe, quote_for_shell, startup_file
 
@@ -54,7 +54,7 @@ def _named_by_a_project(context: FixContext) -> Optional[str]:
 
 def _verdict(steps: dict, repo: str) -> Optional[str]:
     """None when the mirror passes; else why not, in one line."""
-    problems = [f for f in _network_findings({"repo": repo, "env": {}}, steps, "mirror")
+    problems = [f for f in network_findings({"repo": repo, "env": {}}, steps, "mirror")
                 if f.severity in ("warning", "error")]
     return problems[0].message if problems else None
 
