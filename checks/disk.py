@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Optional
 
 from llmdoctor import proc
+from llmdoctor.knowledge.units import GiB as GB  # the disk check reports binary gigabytes
 from llmdoctor.machine import notebook_platform
 from llmdoctor.models import Check, Finding, ProbeContext, RuleContext, SmokeTest
 
-GB = 1024**3
 FAT_TYPES = {"vfat", "msdos", "fat", "fat16", "fat32"}
 FAT_FILE_LIMIT = 4 * GB - 1
 KAGGLE_OUTPUT_LIMIT_GB = 20

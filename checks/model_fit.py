@@ -9,9 +9,8 @@ best placement, with the download room on the Hugging Face cache's disk.
 
 from __future__ import annotations
 
+from llmdoctor.knowledge.units import GiB
 from llmdoctor.models import Check, Finding, ProbeContext, RuleContext
-
-GiB = 1024**3
 
 
 def machine_memory() -> dict:

@@ -16,9 +16,8 @@ import os
 import shutil
 from typing import Optional
 
+from llmdoctor.knowledge.units import GB
 from llmdoctor.models import Check, Finding, ProbeContext, RuleContext
-
-GB = 1_000_000_000
 
 
 def requirements_of(options: dict, config) -> Optional[dict]:

@@ -30,8 +30,8 @@ import struct
 from dataclasses import asdict, dataclass, field, replace
 from typing import Optional
 
-MiB = 1024**2
-GiB = 1024**3
+from llmdoctor.knowledge.units import GiB, MiB  # noqa: F401 - part of this module's interface
+
 CUDA_CONTEXT = 450 * MiB
 MARGIN = 1024 * MiB
 UBATCH = 512

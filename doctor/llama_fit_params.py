@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Optional
 
 from llmdoctor import proc
+from llmdoctor.knowledge.units import MiB
 
 TIMEOUT_S = 120
-MiB = 1024**2
 
 
 def find_binary(environ: Optional[dict] = None) -> Optional[str]:

@@ -3,8 +3,8 @@ takes its memory, the layers that fit and the decode-speed band."""
 
 from __future__ import annotations
 
-GiB = 1024**3
-MiB = 1024**2
+from llmdoctor.knowledge.units import GiB, MiB
+
 PARTS = (("weights", "W", "blue"), ("repack", "R", "cyan"), ("kv", "K", "magenta"), ("compute", "C", "yellow"),
          ("overhead", "O", "white"))
 
