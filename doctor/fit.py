@@ -352,6 +352,13 @@ class Settings:
         return said
 
 
+def padded_context(ctx: int, n_seq: int, unified: bool) -> int:
+    """The context llama.cpp allocates (llama-context.cpp): padded to 256, and without a
+    unified cache each slot's share padded to 256 again."""
+    n_ctx = pad(ctx, 256)
+    return n_ctx if unified or n_seq == 1 else pad(max(n_ctx // n_seq, 1), 256) * n_seq
+
+
 def settings_for(spec: ModelSpec, *, runtime: str = "llama.cpp", ctx: Optional[int] = None,
                  kv_type: str = "f16", flash_attn: Optional[str] = None, parallel: Optional[int] = None,
                  ubatch: Optional[int] = None, repack: bool = True) -> Settings:
@@ -385,10 +392,8 @@ def settings_for(spec: ModelSpec, *, runtime: str = "llama.cpp", ctx: Optional[i
     n_seq = int(parallel or chosen.n_parallel)
     n_batch = min(chosen.n_batch, wanted)  # set before the context is padded (llama-context.cpp)
     n_ubatch = min(int(ubatch or chosen.n_ubatch), n_batch)
-    n_ctx = pad(wanted, 256)
     unified = chosen.kv_unified if parallel is None or runtime == "llama-server" else False
-    if not unified and n_seq > 1:
-        n_ctx = pad(max(n_ctx // n_seq, 1), 256) * n_seq
+    n_ctx = padded_context(wanted, n_seq, unified)
     return Settings(runtime=chosen.name, ctx=wanted, n_ctx=n_ctx, kv_type=kv_type, flash_attn=on, flash_why=why,
                     n_batch=n_batch, n_ubatch=n_ubatch, n_seq=n_seq, kv_unified=unified, repack=repack)
 
@@ -457,7 +462,8 @@ def compute_parts(spec: ModelSpec, settings: Settings) -> dict:
     output = spec.n_vocab * tokens * F32 + row * 3 * d
     stages = {"attention": attention, "feed-forward": ffn, "output": output}
     peak = max(stages, key=stages.get)
-    return {"inputs": mask, "masks": masks, "stages": stages, "peak_stage": peak, "total": stages[peak]}
+    return {"inputs": mask, "masks": masks, "kv_sizes": kv_sizes, "kq_per_cell": tokens * heads * F32,
+            "stages": stages, "peak_stage": peak, "total": stages[peak]}
 
 
 def compute_buffer(spec: ModelSpec, ctx, flash_attention: Optional[bool] = None) -> int:
@@ -525,8 +531,7 @@ def assign_layers(n_layer: int, ngl: int, points: list) -> list:
             where.append(-1)
             continue
         fraction = _f32((il - start) / active)
-        where.append(bisect.bisect_right(points, fraction) if bisect.bisect_right(points, fraction) < len(points)
-                     else len(points) - 1)
+        where.append(min(bisect.bisect_right(points, fraction), len(points) - 1))
     return where
 
 
@@ -548,9 +553,7 @@ def device_compute(spec: ModelSpec, settings: Settings, where: list, n_gpus: int
     row = spec.n_embd * settings.n_tokens * F32
     logits = spec.n_vocab * settings.n_tokens * F32
     layer_stage = max(stages["attention"], stages["feed-forward"])
-    heads = max(spec.n_head) if spec.n_head else 0
-    kv_sizes = {settings.cells_per_stream} | ({settings.swa_cells(spec.sliding_window)}
-                                               if spec.sliding_window and any(spec.swa_layers or []) else set())
+    kv_sizes = parts["kv_sizes"]
     gpus_used = {d for d in where if d >= 0}
     copies = PIPELINE_COPIES if n_gpus > 1 and -1 not in where else 1
     output_device = where[spec.n_layer]
@@ -568,8 +571,8 @@ def device_compute(spec: ModelSpec, settings: Settings, where: list, n_gpus: int
             stage = layer_stage - mask + own_mask
             if not settings.flash_attn and not any(not swa[il] for il in held) and len(kv_sizes) > 1:
                 # only sliding-window layers here: KQ spans the window's cells, not the context
-                kq_full = max(kv_sizes) * settings.n_tokens * heads * F32
-                kq_swa = min(kv_sizes) * settings.n_tokens * heads * F32
+                kq_full = max(kv_sizes) * parts["kq_per_cell"]
+                kq_swa = min(kv_sizes) * parts["kq_per_cell"]
                 stage = max(stages["attention"] - kq_full + kq_swa - mask + own_mask,
                             stages["feed-forward"] - mask + own_mask)
             size = stage if device == -1 else stage - row + (copies - 1) * (own_mask + row)
@@ -662,8 +665,8 @@ def largest_full_context(spec: ModelSpec, settings: Settings, gpus: list, *, ram
     low, high = 0, max(spec.ctx_train, 256) // 256
     while low < high:
         middle = (low + high + 1) // 2
-        trial = replace(settings, ctx=middle * 256, n_ctx=middle * 256 if settings.kv_unified or settings.n_seq == 1
-                        else pad(max(middle * 256 // settings.n_seq, 1), 256) * settings.n_seq)
+        trial = replace(settings, ctx=middle * 256,
+                        n_ctx=padded_context(middle * 256, settings.n_seq, settings.kv_unified))
         placed = place(spec, trial, gpus, ram_free=ram_free, cpu_kind=cpu_kind, requested_ngl=spec.n_layer + 1,
                        tensor_split=tensor_split)
         if placed["gpus_fit"]:
