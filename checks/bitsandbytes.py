@@ -25,7 +25,7 @@ from llmdoctor.checks.cuda_knowledge import driver_verdict, parse_version, text
 from llmdoctor.checks.nvidia_driver import driver_max_cuda, gpus
 from llmdoctor.checks.torch import probe_torch
 from llmdoctor.fileio import FileIOError, read_shell_lines
-from llmdoctor.models import Check, Finding, ProbeContext, RuleContext, SmokeTest
+from llmdoctor.models import Check, Finding, FindingKind, ProbeContext, RuleContext, SmokeTest
 
 DEFAULT_LIBRARY_DIRS = ("/lib", "/usr/lib", "/lib64", "/usr/lib64", "/usr/lib/x86_64-linux-gnu",
                         "/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/lib/aarch64-linux-gnu")
@@ -728,6 +728,173 @@ def smoke_bitsandbytes(options: dict) -> dict:
                          "bitsandbytes")
 
 
+BNB_INSTALL = "https://huggingface.co/docs/bitsandbytes/main/en/installation"
+BNB_ISSUES = "https://github.com/bitsandbytes-foundation/bitsandbytes/issues/"
+
+
+def _diagnostics_kind(marker: str, severity: str, summary: str, why: str = "", *issues: int) -> FindingKind:
+    """A line 'python -m bitsandbytes' printed under --deep (see MARKERS)."""
+    return FindingKind(f"bitsandbytes.{marker}", severity, f"python -m bitsandbytes: {summary}", why=why,
+                       fix="" if severity == "ok" else "See the findings above it for the cause.",
+                       fixes=() if severity == "ok" else ("bitsandbytes",),
+                       references=(BNB_INSTALL, *(f"{BNB_ISSUES}{n}" for n in issues)))
+
+
+FINDINGS = (
+    FindingKind("bitsandbytes.version", "ok", "the bitsandbytes library that will load, and why",
+                references=(BNB_INSTALL,)),
+    FindingKind("bitsandbytes.cpu", "ok", "bitsandbytes will load its CPU backend (no GPU for torch)",
+                references=(BNB_INSTALL,)),
+    FindingKind(
+        "bitsandbytes.target-unreadable", "warning", "the target interpreter could not be inspected",
+        why="Its packages are unknown, so bitsandbytes is not judged; the message says why.",
+        fix="Point --python at a working interpreter of the environment that runs your models.",
+    ),
+    FindingKind(
+        "bitsandbytes.not-installed", "info", "bitsandbytes is not installed in the target interpreter",
+        fix="Use --python to point llmdoctor at the environment that runs your models.",
+    ),
+    FindingKind(
+        "bitsandbytes.unreadable", "warning", "the bitsandbytes package folder could not be read",
+        why="Its native libraries cannot be listed, so the one that would load is unknown.",
+        fix="Check the folder's permissions, or reinstall.",
+    ),
+    FindingKind(
+        "bitsandbytes.unknown-version", "warning", "bitsandbytes has no readable version",
+        why="Which library a release loads depends on its version; a damaged install hides it.",
+        fix="Reinstall bitsandbytes.", fixes=("bitsandbytes",),
+    ),
+    FindingKind(
+        "bitsandbytes.conflicting-distribution", "error", "other bitsandbytes distributions are installed beside it",
+        why="bitsandbytes-windows and community wheels install the same package folder and overwrite each "
+            "other; old Windows builds fail with \"argument of type 'WindowsPath' is not iterable\".",
+        fix="Uninstall them and install the official package (Windows wheels since 0.43.0).",
+        fixes=("bitsandbytes",), references=(BNB_INSTALL, f"{BNB_ISSUES}1131"),
+    ),
+    FindingKind(
+        "bitsandbytes.windows-unsupported", "error", "this bitsandbytes release has no Windows support",
+        why="Releases before 0.43 look for '.so' files even on Windows.",
+        fix="Install bitsandbytes 0.43 or later.", fixes=("bitsandbytes",),
+        references=(BNB_INSTALL, f"{BNB_ISSUES}1131"),
+    ),
+    FindingKind(
+        "bitsandbytes.not-compiled", "error", "bitsandbytes is a source checkout with no native library",
+        why="Importing it fails with 'libbitsandbytes_cpu.so: cannot open shared object file' or 'Forgot to "
+            "compile the bitsandbytes library?'.",
+        fix="Build it (cmake -DCOMPUTE_BACKEND=cuda -S . && make && pip install -e .) or install the wheel.",
+        fixes=("bitsandbytes",), references=(BNB_INSTALL, f"{BNB_ISSUES}1651"),
+    ),
+    FindingKind(
+        "bitsandbytes.runtime-mismatch", "warning", "an old bitsandbytes picks its CUDA from a libcudart, not from torch",
+        why="Releases before 0.41 take the CUDA version from the first libcudart.so on $CONDA_PREFIX/lib or "
+            "LD_LIBRARY_PATH; two CUDA runtimes in one process end in 'invalid device function'.",
+        fix="Upgrade bitsandbytes.", fixes=("bitsandbytes",), references=(f"{BNB_ISSUES}778", f"{BNB_ISSUES}1041"),
+    ),
+    FindingKind(
+        "bitsandbytes.no-binary", "error", "bitsandbytes ships no library for torch's CUDA version",
+        why="Users see 'Required library version not found' or 'Configured CUDA binary not found'.",
+        fix="Upgrade bitsandbytes to a release built for that CUDA, or set BNB_CUDA_VERSION to a shipped build "
+            "of the same major.",
+        fixes=("bitsandbytes",), references=(BNB_INSTALL, f"{BNB_ISSUES}1688", f"{BNB_ISSUES}1848"),
+    ),
+    FindingKind(
+        "bitsandbytes.cpu-fallback", "error", "bitsandbytes will load its CPU library on a GPU machine",
+        why="Users see 'compiled without GPU support' and later 'undefined symbol: cget_col_row_stats'; "
+            "copying the CUDA file over the CPU one is not a fix.",
+        fix="Install a bitsandbytes release that ships a library for torch's CUDA.", fixes=("bitsandbytes",),
+        references=(f"{BNB_ISSUES}399", f"{BNB_ISSUES}680"),
+    ),
+    FindingKind(
+        "bitsandbytes.no-cpu-backend", "error", "bitsandbytes can do nothing here: no GPU and no CPU kernels",
+        severities=("warning", "error"),
+        why="Before 0.46 its CPU library has no 4-bit or 8-bit kernels; load_in_4bit / load_in_8bit fail. "
+            "When torch is a CPU build on a GPU machine, that is the root.",
+        fix="Install torch's CUDA build (a consequence of torch.cpu-only), or bitsandbytes 0.46+ for CPU.",
+        fixes=("torch-cuda", "bitsandbytes"), references=(BNB_INSTALL,),
+    ),
+    FindingKind(
+        "bitsandbytes.legacy-setup", "warning", "bitsandbytes 0.36-0.42 uses the old CUDA setup",
+        why="It scans environment paths for libcudart.so, prints noisy warnings that hide the real cause, and "
+            "leaves the library unloaded: behind most 'CUDA Setup failed despite GPU being available'.",
+        fix="Upgrade to 0.43.1 or later.", fixes=("bitsandbytes",),
+        references=(f"{BNB_ISSUES}778", f"{BNB_ISSUES}1041"),
+    ),
+    FindingKind(
+        "bitsandbytes.old-gpu", "warning", "the GPU's compute capability is below 7.5",
+        why="LLM.int8() needs cuBLASLt int8 kernels; 4-bit and the 8-bit optimizers still work. Releases "
+            "before 0.45 use a '_nocublaslt' build that some report failing on 6.1/7.0 GPUs.",
+        fix="Use 4-bit quantisation, or bitsandbytes 0.45+.", references=(f"{BNB_ISSUES}138", f"{BNB_ISSUES}615"),
+    ),
+    FindingKind("bitsandbytes.override", "info", "BNB_CUDA_VERSION chooses the library instead of torch's CUDA",
+                references=(BNB_INSTALL,)),
+    FindingKind("bitsandbytes.override-ignored", "info", "BNB_CUDA_VERSION is set but has no effect without a GPU",
+                references=(BNB_INSTALL,)),
+    FindingKind(
+        "bitsandbytes.override-stale", "error", "BNB_CUDA_VERSION names a build this release does not ship",
+        why="bitsandbytes loads exactly the file it names, with no fallback (or refuses a value that is not "
+            "digits); a value left from an older setup breaks a newer one.",
+        fix="Unset it, or name a shipped build.", fixes=("bitsandbytes",),
+        references=(f"{BNB_ISSUES}1180", f"{BNB_ISSUES}1848"),
+    ),
+    FindingKind(
+        "bitsandbytes.override-major", "error", "BNB_CUDA_VERSION loads another CUDA major than torch's",
+        why="The library needs CUDA runtime files that torch does not load.",
+        fix="Unset it unless you installed that CUDA runtime on purpose.", fixes=("bitsandbytes",),
+        references=(BNB_INSTALL,),
+    ),
+    FindingKind(
+        "bitsandbytes.missing-dependency", "error", "the library bitsandbytes loads needs a file the loader will not find",
+        severities=("warning", "error"),
+        why="Users see 'libcusparse.so.11: cannot open shared object file' (and, on old releases, 'CUDA Setup "
+            "failed despite GPU being available').",
+        fix="Install the package that provides it (the finding names it), or align the CUDA majors.",
+        fixes=("bitsandbytes",), references=(f"{BNB_ISSUES}1452", f"{BNB_ISSUES}1199"),
+    ),
+    FindingKind(
+        "bitsandbytes.dll-on-path-only", "error", "Windows: a DLL the library needs is found only through PATH",
+        why="Python 3.8+ does not search PATH for the dependencies of extension DLLs.",
+        fix="Install a torch CUDA build (its lib folder provides the CUDA DLLs).", fixes=("bitsandbytes",),
+        references=("https://docs.python.org/3/library/os.html#os.add_dll_directory",),
+    ),
+    FindingKind(
+        "bitsandbytes.arch-missing", "error", "the library carries no kernels for this GPU",
+        why="CUDA calls fail with 'no kernel image is available for execution on the device'.",
+        fix="Install a bitsandbytes build for the GPU's architecture (or build it on the machine).",
+        fixes=("bitsandbytes",), references=(BNB_INSTALL, f"{BNB_ISSUES}1937"),
+    ),
+    FindingKind(
+        "bitsandbytes.diagnostics-timeout", "warning", "'python -m bitsandbytes' did not finish in time (--deep)",
+        why="Its self-test hung: often a GPU that does not answer.",
+        fix="See the nvidia-driver findings; run 'python -m bitsandbytes' by hand to see where it stops.",
+        references=(BNB_INSTALL,),
+    ),
+    FindingKind(
+        "bitsandbytes.diagnostics-failed", "error", "'python -m bitsandbytes' failed (--deep)",
+        why="Its own self-test (an 8-bit optimizer step on the GPU) did not pass: bitsandbytes will fail "
+            "in training and quantised loading too.",
+        fix="See the other bitsandbytes findings for the cause.", fixes=("bitsandbytes",), references=(BNB_INSTALL,),
+    ),
+    _diagnostics_kind("diagnostics-success", "ok", "its self-test passed (SUCCESS!)"),
+    _diagnostics_kind("diagnostics-cpu", "ok", "its CPU library loaded"),
+    _diagnostics_kind("diagnostics-setup-failed", "error", "CUDA Setup failed despite GPU being available",
+                      "Old releases print it for any failure to load their CUDA library.", 778),
+    _diagnostics_kind("diagnostics-missing-library", "error", "a library could not be opened",
+                      "A dependency of the native library is missing.", 1452),
+    _diagnostics_kind("diagnostics-cpu-library", "warning", "compiled without GPU support",
+                      "The CPU library loaded on a machine meant to use the GPU.", 399),
+    _diagnostics_kind("diagnostics-no-binary", "error", "no binary for the CUDA version",
+                      "It ships no library for torch's CUDA.", 1688),
+    _diagnostics_kind("diagnostics-bad-override", "error", "BNB_CUDA_VERSION is not digits",
+                      "The override must look like 124.", 1848),
+    _diagnostics_kind("diagnostics-not-compiled", "error", "the library was never compiled",
+                      "A source checkout without its CMake build.", 1651),
+    _diagnostics_kind("diagnostics-arch", "error", "no kernel image is available for the device",
+                      "The build has no kernels for this GPU.", 1937),
+    _diagnostics_kind("diagnostics-undefined-symbol", "warning", "undefined symbol",
+                      "A library of another build or release was loaded.", 680),
+)
+
+
 CHECK = Check(
     id="bitsandbytes",
     title="bitsandbytes",
@@ -739,4 +906,5 @@ CHECK = Check(
     smoke=(SmokeTest("bitsandbytes", "4-bit round trip, 8-bit matmul and an 8-bit Adam step",
                      "llmdoctor.checks.bitsandbytes:smoke_bitsandbytes", timeout=300.0),),
     requires=("nvidia-driver",),
+    findings=FINDINGS,
 )

@@ -29,7 +29,7 @@ from typing import Optional
 from llmdoctor import proc
 from llmdoctor.checks.cuda_knowledge import driver_advice, driver_verdict, parse_version, text
 from llmdoctor.checks.nvidia_driver import driver_max_cuda
-from llmdoctor.models import Check, Finding, ProbeContext, RuleContext
+from llmdoctor.models import Check, Finding, FindingKind, ProbeContext, RuleContext
 
 WINDOWS_GLOB = "C:/Program Files/NVIDIA GPU Computing Toolkit/CUDA/v*.*"
 ENV_NAMES = ("CUDA_HOME", "CUDA_PATH", "CUDAToolkit_ROOT", "CUDACXX", "CUDAHOSTCXX",
@@ -339,6 +339,81 @@ def _torch_mismatch(facts: dict, context: RuleContext, toolkit: Optional[dict], 
         facts={"toolkit": text(found), "torch_cuda": text(torch_cuda)})]
 
 
+CPP_EXTENSION = "https://github.com/pytorch/pytorch/blob/v2.5.1/torch/utils/cpp_extension.py"
+FIND_CUDA_TOOLKIT = "https://cmake.org/cmake/help/latest/module/FindCUDAToolkit.html"
+CUDA_RELEASE_NOTES = "https://docs.nvidia.com/cuda/cuda-toolkit-release-notes/index.html"
+
+FINDINGS = (
+    FindingKind(
+        "cuda-toolkit.found", "ok", "the CUDA toolkits installed, and which one each build system would use",
+        why="PyTorch's extension builder and CMake look for a toolkit in different orders; when several are "
+            "installed they can pick different ones.",
+        references=(CPP_EXTENSION, FIND_CUDA_TOOLKIT),
+    ),
+    FindingKind(
+        "cuda-toolkit.none", "info", "no CUDA toolkit: fine for prebuilt wheels",
+        why="torch, bitsandbytes and llama.cpp wheels bring the CUDA runtime they need; only compiling CUDA "
+            "code (flash-attn, a llama.cpp source build) needs a toolkit.",
+        fix="Install a toolkit whose major version matches torch's when you need to compile.",
+        references=("https://docs.nvidia.com/cuda/cuda-installation-guide-linux/",),
+    ),
+    FindingKind(
+        "cuda-toolkit.cuda-home-missing", "error", "CUDA_HOME points at a folder that does not exist",
+        why="PyTorch's extension builder takes it as given and fails with missing nvcc or headers.",
+        fix="Point CUDA_HOME at an installed toolkit, or unset it.", fixes=("cuda-home",),
+        references=(CPP_EXTENSION,),
+    ),
+    FindingKind(
+        "cuda-toolkit.cuda-path-missing", "error", "CUDA_PATH points at a folder that does not exist",
+        why="PyTorch's extension builder and CMake's FindCUDAToolkit read it; a stale value (an uninstalled "
+            "toolkit) fails their builds.",
+        fix="Point CUDA_PATH at an installed toolkit, or unset it.", fixes=("cuda-home",),
+        references=(CPP_EXTENSION, FIND_CUDA_TOOLKIT),
+    ),
+    FindingKind(
+        "cuda-toolkit.torch-home-not-a-toolkit", "warning", "PyTorch extension builds would use a folder that is no toolkit",
+        why="torch.utils.cpp_extension takes CUDA_HOME/CUDA_PATH, then nvcc's parent, then a glob; a folder "
+            "without include/cuda_runtime.h or bin/nvcc fails every CUDA extension build.",
+        fix="Set CUDA_HOME to the real toolkit.", fixes=("cuda-home",), references=(CPP_EXTENSION,),
+    ),
+    FindingKind(
+        "cuda-toolkit.home-disagrees-with-nvcc", "warning", "CUDA_HOME and the nvcc on PATH are different toolkits",
+        why="Builds mix one toolkit's headers and libraries with another's compiler: link errors or "
+            "'unsupported' messages follow.",
+        fix="Make CUDA_HOME and the first nvcc on PATH the same toolkit.", fixes=("cuda-home",),
+        references=(CPP_EXTENSION,),
+    ),
+    FindingKind(
+        "cuda-toolkit.ambiguous", "warning", "several toolkits, and PyTorch and CMake would pick different ones",
+        why="On Windows PyTorch takes the first match of a glob, not the newest; CMake takes nvcc on PATH "
+            "or CUDA_PATH. Two projects built on one machine then use different CUDA versions.",
+        fix="Set CUDA_HOME and put its bin first on PATH.", fixes=("cuda-home",),
+        references=(CPP_EXTENSION, FIND_CUDA_TOOLKIT),
+    ),
+    FindingKind(
+        "cuda-toolkit.newer-than-driver", "error", "the CUDA toolkit is newer than the driver supports",
+        severities=("warning", "error"),
+        why="Code it compiles needs a driver that supports its CUDA version: a newer major fails outright, a "
+            "newer minor works only through minor-version compatibility (and fails on PTX).",
+        fix="Update the NVIDIA driver, or use a toolkit the driver supports.",
+        references=("https://docs.nvidia.com/deploy/cuda-compatibility/", CUDA_RELEASE_NOTES),
+    ),
+    FindingKind(
+        "cuda-toolkit.torch-cuda-major-mismatch", "error", "the toolkit's CUDA major differs from torch's",
+        why="torch.utils.cpp_extension raises 'The detected CUDA version mismatches the version that was used "
+            "to compile PyTorch' when the majors differ: flash-attn and other extensions will not build.",
+        fix="Point CUDA_HOME at a toolkit with torch's major version (or install torch for this toolkit).",
+        fixes=("cuda-home",), references=(CPP_EXTENSION,),
+    ),
+    FindingKind(
+        "cuda-toolkit.torch-cuda-minor-mismatch", "info", "the toolkit's CUDA minor differs from torch's",
+        why="PyTorch only warns; most extensions build and run.",
+        fix="If an extension fails at link time, use the toolkit matching torch's CUDA.",
+        references=(CPP_EXTENSION,),
+    ),
+)
+
+
 CHECK = Check(
     id="cuda-toolkit",
     title="CUDA toolkits",
@@ -347,4 +422,5 @@ CHECK = Check(
     order=40,
     timeout=15.0,
     requires=("nvidia-driver", "torch"),
+    findings=FINDINGS,
 )

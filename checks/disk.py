@@ -20,7 +20,7 @@ from typing import Optional
 from llmdoctor import proc
 from llmdoctor.knowledge.units import GiB as GB  # the disk check reports binary gigabytes
 from llmdoctor.machine import notebook_platform
-from llmdoctor.models import Check, Finding, ProbeContext, RuleContext, SmokeTest
+from llmdoctor.models import Check, Finding, FindingKind, ProbeContext, RuleContext, SmokeTest
 
 FAT_TYPES = {"vfat", "msdos", "fat", "fat16", "fat32"}
 FAT_FILE_LIMIT = 4 * GB - 1
@@ -406,6 +406,103 @@ def smoke_disk(options: dict) -> dict:
     }
 
 
+HF_CACHE_DOCS = "https://huggingface.co/docs/huggingface_hub/guides/manage-cache"
+HF_ENV_DOCS = "https://huggingface.co/docs/huggingface_hub/package_reference/environment_variables"
+STATVFS = "https://man7.org/linux/man-pages/man3/statvfs.3.html"
+
+FINDINGS = (
+    FindingKind(
+        "disk.ok", "ok", "the Hugging Face cache's disk has room",
+        why="Downloads land in the cache (HF_HUB_CACHE); the free space a user may write is what counts.",
+        references=(HF_CACHE_DOCS, STATVFS),
+    ),
+    FindingKind(
+        "disk.unreadable", "warning", "the free space of a download folder could not be read",
+        why="Without it no size can be compared; the reason is in the message (a hung or missing mount).",
+        fix="Check the mount; point HF_HOME at a local disk.", references=(STATVFS,),
+    ),
+    FindingKind(
+        "disk.not-writable", "error", "a download folder is not writable by this user",
+        why="Downloads fail with a permission error, often after a cache was created by root or another user.",
+        fix="Point HF_HOME (or HF_HUB_CACHE) at a folder you own, or change the folder's owner.",
+        references=(HF_ENV_DOCS,),
+    ),
+    FindingKind(
+        "disk.low-space", "warning", "a download folder has less free space than thresholds.min_free_gb",
+        severities=("warning", "error"),
+        why="A model shard that does not fit fails at the end of its download; huggingface_hub only warns "
+            "before it starts. The space counted is what a non-root user may write (f_bavail).",
+        fix="Free space, or set HF_HOME to a larger disk.", references=(STATVFS, HF_ENV_DOCS),
+    ),
+    FindingKind(
+        "disk.low-inodes", "warning", "the filesystem has few free inodes",
+        why="Every cached file and symlink takes an inode; with none left writes fail with 'No space left "
+            "on device' although space is free.",
+        fix="Delete unused small files (old caches, virtual environments) or use another filesystem.",
+        references=(STATVFS,),
+    ),
+    FindingKind(
+        "disk.fat32", "error", "a download folder is on FAT32, which cannot hold files over 4 GB",
+        severities=("warning", "error"),
+        why="Most model files and shards are larger than 4 GB; the write fails part way.",
+        fix="Use an NTFS, exFAT, ext4 or APFS disk for models.",
+        references=("https://learn.microsoft.com/en-us/windows/win32/fileio/filesystem-functionality-comparison",),
+    ),
+    FindingKind(
+        "disk.model-does-not-fit", "error", "a configured or required model is larger than the cache's free space",
+        why="The download runs until the disk is full and fails near the end; partial files may be deleted.",
+        fix="Free space, or set HF_HOME to a disk with room.", references=(HF_CACHE_DOCS,),
+    ),
+    FindingKind(
+        "disk.kaggle-output-cache", "warning", "Kaggle: the Hugging Face cache is inside /kaggle/working",
+        why="/kaggle/working is the notebook's saved output, limited to 20 GB; models cached there count "
+            "against it.",
+        fix="Put the cache on the session disk, e.g. HF_HOME=/kaggle/temp/hf (not kept after the session).",
+        references=("https://www.kaggle.com/docs/notebooks", HF_ENV_DOCS),
+    ),
+    FindingKind(
+        "disk.kaggle", "info", "Kaggle notebook: output and session disks have different limits",
+        why="/kaggle/working keeps at most 20 GB; the session disk is larger but is not kept; /kaggle/input "
+            "is read-only.",
+        references=("https://www.kaggle.com/docs/notebooks",),
+    ),
+    FindingKind(
+        "disk.colab-drive-cache", "warning", "Colab: the Hugging Face cache is on Google Drive",
+        why="Drive for desktop caches files under /root/.config/Google/DriveFS on the runtime's own disk, so "
+            "a model on Drive still fills the local disk.",
+        fix="Keep the cache on the local disk, and copy to Drive only what you must keep.",
+        references=("https://github.com/googlecolab/colabtools/issues/960",
+                    "https://github.com/googlecolab/colabtools/issues/2087"),
+    ),
+    FindingKind(
+        "disk.quota-timed-out", "warning", "the 'quota' tool did not answer in time",
+        why="A hung quota usually means an unreachable network filesystem server; downloads there may hang too.",
+        fix="Check the network filesystem, or download to a local disk.",
+        references=("https://man7.org/linux/man-pages/man1/quota.1.html",),
+    ),
+    FindingKind(
+        "disk.quota-near-limit", "warning", "a user disk quota leaves little room", severities=("warning", "error"),
+        why="statvfs, and so the free space shown, does not see user quotas; downloads stop at the quota.",
+        fix="Free space within the quota, ask for a larger one, or download to scratch space.",
+        references=("https://man7.org/linux/man-pages/man1/quota.1.html", STATVFS),
+    ),
+    FindingKind(
+        "disk.long-paths-disabled", "warning", "Windows: long paths are disabled (LongPathsEnabled=0)",
+        why="The Hugging Face cache nests repository, snapshot and file names; paths over 260 characters fail.",
+        fix="Set HKLM\\SYSTEM\\CurrentControlSet\\Control\\FileSystem LongPathsEnabled=1 (administrator), "
+            "or use a short HF_HOME such as C:\\hf.",
+        references=("https://learn.microsoft.com/en-us/windows/win32/fileio/maximum-file-path-limitation",),
+    ),
+    FindingKind(
+        "disk.no-symlinks", "warning", "Windows: this user cannot create symbolic links",
+        why="huggingface_hub then copies blobs into every snapshot instead of linking them, doubling disk use.",
+        fix="Turn on Developer Mode (Settings > For developers) or run as administrator.",
+        references=(HF_CACHE_DOCS,
+                    "https://learn.microsoft.com/en-us/windows/apps/get-started/enable-your-device-for-development"),
+    ),
+)
+
+
 CHECK = Check(
     id="disk",
     title="Disk space",
@@ -416,4 +513,5 @@ CHECK = Check(
     smoke=(SmokeTest("disk", "Write and read back a file in the model cache",
                      "llmdoctor.checks.disk:smoke_disk", timeout=60.0),),
     requires=("model-fit",),
+    findings=FINDINGS,
 )

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Optional
 
 from llmdoctor import proc
-from llmdoctor.models import Check, Finding, ProbeContext, RuleContext, SmokeTest
+from llmdoctor.models import Check, Finding, FindingKind, ProbeContext, RuleContext, SmokeTest
 
 NEEDED_ENCODERS = ("libx264", "aac")
 GPU_ENCODER = "h264_nvenc"
@@ -239,6 +239,51 @@ def _has_gpu() -> bool:
     return local_capability() is not None
 
 
+FFMPEG_DOWNLOAD = "https://ffmpeg.org/download.html"
+
+FINDINGS = (
+    FindingKind("ffmpeg.found", "ok", "ffmpeg runs, with the encoders it has", references=(FFMPEG_DOWNLOAD,)),
+    FindingKind(
+        "ffmpeg.missing", "warning", "ffmpeg is not installed",
+        why="Audio and video tools (whisper, video summarisers) call the ffmpeg program and fail without it; "
+            "imageio-ffmpeg's bundled binary serves only programs that ask imageio_ffmpeg for it.",
+        fix="Install it (the fix tries PATH, imageio-ffmpeg, then user-level package managers first).",
+        fixes=("ffmpeg",),
+        references=(FFMPEG_DOWNLOAD, "https://github.com/openai/whisper#setup",
+                    "https://github.com/imageio/imageio-ffmpeg"),
+    ),
+    FindingKind(
+        "ffmpeg.not-on-path", "warning", "ffmpeg is installed but its folder is not on PATH",
+        why="Programs look for 'ffmpeg' on PATH only.", fix="Add its folder to PATH for new terminals.",
+        fixes=("ffmpeg",), references=(FFMPEG_DOWNLOAD,),
+    ),
+    FindingKind(
+        "ffmpeg.path-names-the-exe", "error", "a PATH entry names ffmpeg itself instead of its folder",
+        severities=("warning", "error"),
+        why="PATH lists folders; nothing looks inside an entry naming a file.",
+        fix="Replace the entry with its folder (a consequence of path.file-entry).", fixes=("path",),
+        references=("https://learn.microsoft.com/en-us/windows/win32/procthread/environment-variables",),
+    ),
+    FindingKind(
+        "ffmpeg.does-not-run", "error", "ffmpeg is found but does not run",
+        why="A broken or wrong-architecture build.", fix="Reinstall it.", fixes=("ffmpeg",),
+        references=(FFMPEG_DOWNLOAD,),
+    ),
+    FindingKind(
+        "ffmpeg.missing-encoder", "warning", "this ffmpeg has no libx264 or AAC encoder",
+        why="Minimal or LGPL builds leave out libx264; tools writing MP4 stop with \"Unknown encoder "
+            "'libx264'\".",
+        fix="Install a full build.", fixes=("ffmpeg",),
+        references=("https://ffmpeg.org/ffmpeg-codecs.html#libx264_002c-libx264rgb", FFMPEG_DOWNLOAD),
+    ),
+    FindingKind(
+        "ffmpeg.no-nvenc", "info", "this ffmpeg cannot encode on the GPU (no h264_nvenc)",
+        why="Only matters for tools that encode video on the GPU.", fix="Install a build with NVENC support.",
+        references=("https://trac.ffmpeg.org/wiki/HWAccelIntro",),
+    ),
+)
+
+
 CHECK = Check(
     id="ffmpeg",
     title="ffmpeg",
@@ -249,6 +294,7 @@ CHECK = Check(
     smoke=(SmokeTest("ffmpeg", "Encode a one-second test clip to MP4 and decode it back",
                      "llmdoctor.checks.ffmpeg:smoke_ffmpeg", timeout=120.0),),
     requires=("nvidia-driver",),
+    findings=FINDINGS,
 )
 
 

@@ -30,7 +30,7 @@ from typing import Optional
 from urllib.parse import urlsplit
 
 from llmdoctor.fileio import FileIOError, read_shell_lines
-from llmdoctor.models import Check, Finding, ProbeContext, RuleContext, SmokeTest
+from llmdoctor.models import Check, Finding, FindingKind, ProbeContext, RuleContext, SmokeTest
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 ENV_NAMES = ("HF_ENDPOINT", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_ENABLE_HF_TRANSFER",
@@ -432,6 +432,120 @@ def smoke_hf_endpoint(options: dict) -> dict:
             "figures": {"api_ms": steps["api"].get("elapsed_ms")}}
 
 
+HF_ENV_DOCS = "https://huggingface.co/docs/huggingface_hub/package_reference/environment_variables"
+HF_DOWNLOAD_SOURCE = ("https://github.com/huggingface/huggingface_hub/blob/v0.28.0/src/huggingface_hub/"
+                      "file_download.py")
+
+FINDINGS = (
+    FindingKind("hf-endpoint.ok", "ok", "the endpoint serves the model API and files as huggingface_hub expects",
+                references=(HF_ENV_DOCS, "https://huggingface.co/docs/hub/api")),
+    FindingKind(
+        "hf-endpoint.whitespace", "error", "HF_ENDPOINT has spaces or a newline around it",
+        why="huggingface_hub uses the value as it is; every URL built from it is invalid.",
+        fix="Set it again without them.", fixes=("hf-endpoint",), references=(HF_ENV_DOCS,),
+    ),
+    FindingKind(
+        "hf-endpoint.quoted", "error", "HF_ENDPOINT contains quote characters",
+        why="Quotes written inside the value (setx, .env files) become part of every URL.",
+        fix="Set it again without quotes.", fixes=("hf-endpoint",), references=(HF_ENV_DOCS,),
+    ),
+    FindingKind(
+        "hf-endpoint.no-scheme", "error", "HF_ENDPOINT is not a URL (no https://)",
+        why="Requests such as hf-mirror.com/api/models/... fail before reaching any server.",
+        fix="Write it with https://.", fixes=("hf-endpoint",), references=(HF_ENV_DOCS,),
+    ),
+    FindingKind(
+        "hf-endpoint.plain-http", "warning", "HF_ENDPOINT uses plain http to a public host",
+        why="Model files and tokens cross the network unencrypted and can be altered on the way.",
+        fix="Use https unless the mirror is on your own network.", references=(HF_ENV_DOCS,),
+    ),
+    FindingKind(
+        "hf-endpoint.trailing-slash", "error", "HF_ENDPOINT ends with '/' and this huggingface_hub keeps it",
+        why="Before 0.28 requests go to //api/... and fail with 404.",
+        fix="Remove the slash, or upgrade huggingface_hub.", fixes=("hf-endpoint",),
+        references=("https://github.com/huggingface/huggingface_hub/pull/2721",),
+    ),
+    FindingKind(
+        "hf-endpoint.unreachable", "error", "the endpoint cannot be reached",
+        why="Name resolution, connection, TLS or proxy failure (the message says which): every download fails.",
+        fix="Correct the address, or choose a reachable mirror (the fix tries candidates).",
+        fixes=("hf-endpoint",), references=(HF_ENV_DOCS,),
+    ),
+    FindingKind(
+        "hf-endpoint.api-missing", "warning", "the endpoint does not serve the model API",
+        why="snapshot_download, 'hf download' and from_pretrained of a whole repository ask the API first and "
+            "fail; single-file downloads may still work.",
+        fix="Use a full Hub mirror.", fixes=("hf-endpoint",), references=("https://huggingface.co/docs/hub/api",),
+    ),
+    FindingKind(
+        "hf-endpoint.resolve-failed", "error", "the endpoint fails file requests (/resolve/...)",
+        why="Every file download fails although the API may answer.",
+        fix="Use another mirror.", fixes=("hf-endpoint",), references=(HF_DOWNLOAD_SOURCE,),
+    ),
+    FindingKind(
+        "hf-endpoint.no-repo-commit", "error", "the endpoint answers file requests without X-Repo-Commit",
+        why="huggingface_hub stops with '...does not seem to be served by a Hugging Face Hub endpoint' "
+            "('Distant resource does not seem to be on huggingface.co' in older releases).",
+        fix="Use a real Hub mirror, or a proxy that keeps the header.", fixes=("hf-endpoint",),
+        references=(HF_DOWNLOAD_SOURCE,),
+    ),
+    FindingKind(
+        "hf-endpoint.no-etag", "error", "the endpoint sends no ETag",
+        why="huggingface_hub refuses a file without one.",
+        fix="Use a real Hub mirror.", fixes=("hf-endpoint",), references=(HF_DOWNLOAD_SOURCE,),
+    ),
+    FindingKind(
+        "hf-endpoint.stale", "warning", "the mirror serves files of an older commit than its API names",
+        why="Files may not match the revision asked for.",
+        fix="Pin a revision, or use another mirror.", references=(HF_DOWNLOAD_SOURCE,),
+    ),
+    FindingKind(
+        "hf-endpoint.large-files-unreachable", "error", "the endpoint sends large files to hosts that cannot be reached",
+        why="Mirrors often pass Xet storage through (Location and Link naming cas-bridge.xethub.hf.co); small "
+            "files download and model weights fail.",
+        fix="Allow those hosts, or use a mirror that serves the files itself.", fixes=("hf-endpoint",),
+        references=("https://github.com/padeoe/hf-mirror-site/issues/50",
+                    "https://huggingface.co/docs/hub/storage-backends"),
+    ),
+    FindingKind(
+        "hf-endpoint.stale-terminal", "info", "new terminals get a corrected HF_ENDPOINT; this one has the old value",
+        fix="Open a new terminal, or export the value the finding prints.",
+    ),
+    FindingKind(
+        "hf-endpoint.ca-bundle-missing", "error", "REQUESTS_CA_BUNDLE / SSL_CERT_FILE / CURL_CA_BUNDLE names a missing file",
+        why="Every HTTPS request fails certificate verification.",
+        fix="Point it at your organisation's CA bundle, or unset it.",
+        references=("https://requests.readthedocs.io/en/latest/user/advanced/#ssl-cert-verification",),
+    ),
+    FindingKind(
+        "hf-endpoint.offline-mode", "warning", "HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set",
+        why="Nothing will be downloaded; only files already in the cache load.",
+        fix="Unset it to download.", references=(HF_ENV_DOCS,),
+    ),
+    FindingKind(
+        "hf-endpoint.hf-transfer-deprecated", "info", "HF_HUB_ENABLE_HF_TRANSFER does nothing in this huggingface_hub",
+        why="Since 1.0 it only warns; the Xet backend is used, tuned with HF_XET_HIGH_PERFORMANCE=1.",
+        fix="Unset it.", references=(HF_ENV_DOCS,),
+    ),
+    FindingKind(
+        "hf-endpoint.only-this-shell", "warning", "HF_ENDPOINT is set only in this shell",
+        why="New terminals, services and notebook kernels will not see it; libraries read it once, at import.",
+        fix="Persist it (the fix checks the mirror first); in a notebook set it before importing "
+            "huggingface_hub, transformers or datasets.",
+        fixes=("hf-endpoint",),
+        references=(HF_ENV_DOCS, "https://github.com/huggingface/huggingface_hub/issues/2152"),
+    ),
+    FindingKind("hf-endpoint.not-in-this-shell", "info", "HF_ENDPOINT is saved but not set in this shell",
+                fix="Open a new terminal."),
+    FindingKind(
+        "hf-endpoint.differs-from-saved", "warning", "HF_ENDPOINT here differs from the saved value",
+        why="New terminals will use the saved one.", fix="Decide which is right, and save that one.",
+        fixes=(),
+    ),
+    FindingKind("hf-endpoint.not-checked", "info", "the endpoint was not contacted (--offline)"),
+)
+
+
 CHECK = Check(
     id="hf-endpoint",
     title="Hugging Face endpoint",
@@ -441,4 +555,5 @@ CHECK = Check(
     timeout=15.0,
     smoke=(SmokeTest("hf-endpoint", "The endpoint passes the three-step verification",
                      "llmdoctor.checks.hf_endpoint:smoke_hf_endpoint", timeout=60.0),),
+    findings=FINDINGS,
 )

@@ -10,7 +10,7 @@ best placement, with the download room on the Hugging Face cache's disk.
 from __future__ import annotations
 
 from llmdoctor.knowledge.units import GiB
-from llmdoctor.models import Check, Finding, ProbeContext, RuleContext
+from llmdoctor.models import Check, Finding, FindingKind, ProbeContext, RuleContext
 
 
 def machine_memory() -> dict:
@@ -180,6 +180,26 @@ def migrate(facts: dict, version: int):
     return facts
 
 
+FINDINGS = (
+    FindingKind(
+        "model-fit.verdict", "ok", "whether a configured model fits this machine's GPUs or memory",
+        severities=("ok", "info", "warning", "error"),
+        why="Weights, KV cache and compute buffers are computed as llama.cpp allocates them; a model that "
+            "does not fit fails to load or spills to the CPU, many times slower.",
+        fix="A smaller quantisation, a shorter context, or fewer layers on the GPU; 'llmdoctor fit MODEL' "
+            "shows the figures.",
+        references=("https://github.com/ggml-org/llama.cpp/tree/master/tools/fit-params",
+                    "https://github.com/ggml-org/ggml/blob/master/docs/gguf.md"),
+    ),
+    FindingKind(
+        "model-fit.unreadable", "error", "a configured model could not be read or resolved",
+        why="A corrupt or truncated GGUF file, an unknown name, or an unreachable Hub.",
+        fix="Check the reference with 'llmdoctor fit'.",
+        references=("https://github.com/ggml-org/ggml/blob/master/docs/gguf.md",),
+    ),
+)
+
+
 CHECK = Check(
     id="model-fit",
     title="Models: fit and speed",
@@ -189,4 +209,5 @@ CHECK = Check(
     migrate=migrate,
     order=90,
     timeout=30.0,
+    findings=FINDINGS,
 )

@@ -30,7 +30,7 @@ from llmdoctor.checks.cuda_knowledge import (
     text,
 )
 from llmdoctor.checks.cuda_toolkit import wrapper_target
-from llmdoctor.models import Check, Finding, ProbeContext, RuleContext, SmokeTest
+from llmdoctor.models import Check, Finding, FindingKind, ProbeContext, RuleContext, SmokeTest
 
 # CUDA (major, minor) -> (highest GCC major, accepted _MSC_VER [low, high)) when host_config.h is unreadable
 FALLBACK_WINDOWS = [
@@ -345,6 +345,81 @@ def _arch_findings(release: Optional[tuple], gpus: list) -> list:
     return findings
 
 
+NVCC_DOCS = "https://docs.nvidia.com/cuda/cuda-compiler-driver-nvcc/index.html"
+CUDA_LINUX_GUIDE = "https://docs.nvidia.com/cuda/cuda-installation-guide-linux/"
+CUDA_WINDOWS_GUIDE = "https://docs.nvidia.com/cuda/cuda-installation-guide-microsoft-windows/"
+
+FINDINGS = (
+    FindingKind(
+        "nvcc.version", "ok", "the nvcc on PATH runs", references=(NVCC_DOCS,),
+    ),
+    FindingKind(
+        "nvcc.not-found", "info", "nvcc is not on PATH",
+        why="Only building CUDA extensions or llama.cpp from source needs it.",
+        fix="Install a CUDA toolkit and put its bin on PATH when you need to compile.",
+        references=(CUDA_LINUX_GUIDE, CUDA_WINDOWS_GUIDE),
+    ),
+    FindingKind(
+        "nvcc.does-not-run", "error", "nvcc is on PATH but does not run",
+        why="A broken or partial toolkit, or one for another architecture: every CUDA build fails.",
+        fix="Reinstall the toolkit, or point CUDA_HOME and PATH at a working one.", fixes=("cuda-home",),
+        references=(CUDA_LINUX_GUIDE,),
+    ),
+    FindingKind(
+        "nvcc.spaces-in-path", "info", "the toolkit's path contains spaces",
+        why="CMake, setuptools and PyTorch quote it; hand-written Makefiles and some setup.py scripts do not.",
+        fix="If such a build fails at the nvcc line, install the toolkit without spaces or link to it.",
+        references=(NVCC_DOCS,),
+    ),
+    FindingKind(
+        "nvcc.ccbin-missing", "error", "-ccbin or CUDAHOSTCXX names a compiler that does not exist",
+        why="nvcc calls that compiler for all host code; every compile fails.",
+        fix="Install that compiler, or correct NVCC_PREPEND_FLAGS / NVCC_APPEND_FLAGS / CUDAHOSTCXX.",
+        references=(NVCC_DOCS, "https://cmake.org/cmake/help/latest/envvar/CUDAHOSTCXX.html"),
+    ),
+    FindingKind(
+        "nvcc.no-host-compiler", "warning", "nvcc's host compiler is not on PATH", severities=("info", "warning"),
+        why="nvcc compiles host code with gcc/g++ (cl.exe on Windows); without it nothing compiles. On "
+            "Windows CMake's Visual Studio generator finds cl.exe itself.",
+        fix="Install gcc/g++ (apt install build-essential); on Windows use an 'x64 Native Tools' prompt.",
+        references=(CUDA_LINUX_GUIDE, CUDA_WINDOWS_GUIDE),
+    ),
+    FindingKind(
+        "nvcc.known-broken-pair", "error", "this nvcc release accepts the host compiler but fails with it",
+        why="Some releases pass host_config.h's version check yet fail on the compiler's headers; the finding "
+            "quotes the error and the threads that report it.",
+        fix="Install the CUDA release that fixed it, or point nvcc at an older compiler with -ccbin.",
+        references=("https://github.com/NVIDIA/nccl/issues/650",
+                    "https://github.com/NVIDIA/FasterTransformer/issues/314"),
+    ),
+    FindingKind(
+        "nvcc.host-compiler-unsupported", "error", "nvcc rejects the host compiler's version",
+        why="The toolkit's include/crt/host_config.h stops with 'unsupported GNU version!' or 'unsupported "
+            "Microsoft Visual Studio version!' outside its window.",
+        fix="Use a compiler inside the window (-ccbin), or a CUDA release that supports it; "
+            "-allow-unsupported-compiler is at your own risk.",
+        references=(NVCC_DOCS, CUDA_LINUX_GUIDE, CUDA_WINDOWS_GUIDE),
+    ),
+    FindingKind(
+        "nvcc.host-compiler", "ok", "the host compiler is inside nvcc's supported window", references=(NVCC_DOCS,),
+    ),
+    FindingKind(
+        "nvcc.gpu-too-new", "error", "this nvcc cannot build for the GPU: its architecture came later",
+        why="nvcc stops with \"Unsupported gpu architecture 'compute_XY'\"; kernels for the card need a newer "
+            "CUDA release.",
+        fix="Install the CUDA release the finding names, or newer.",
+        references=("https://docs.nvidia.com/cuda/cuda-toolkit-release-notes/index.html",
+                    "https://developer.nvidia.com/cuda-gpus"),
+    ),
+    FindingKind(
+        "nvcc.gpu-too-old", "error", "this nvcc no longer builds for the GPU's architecture",
+        why="CUDA releases drop old architectures; nvcc stops with \"Unsupported gpu architecture\".",
+        fix="Use the last CUDA release that builds for it (the finding names it).",
+        references=("https://docs.nvidia.com/cuda/cuda-toolkit-release-notes/index.html",),
+    ),
+)
+
+
 CHECK = Check(
     id="nvcc",
     title="nvcc and its host compiler",
@@ -355,4 +430,5 @@ CHECK = Check(
     smoke=(SmokeTest("nvcc", "Compile a tiny CUDA kernel (and run it on a GPU)",
                      "llmdoctor.checks.nvcc:smoke_nvcc", timeout=180.0),),
     requires=("nvidia-driver",),
+    findings=FINDINGS,
 )

@@ -15,7 +15,7 @@ import sys
 from typing import Optional
 
 from llmdoctor.checks.cuda_knowledge import from_nvml, text
-from llmdoctor.models import Check, Finding, ProbeContext, RuleContext, SmokeTest
+from llmdoctor.models import Check, Finding, FindingKind, ProbeContext, RuleContext, SmokeTest
 
 WSL_LIB = "/usr/lib/wsl/lib"
 NVML_ERRORS = {
@@ -176,7 +176,7 @@ def rules(facts: dict, context: RuleContext) -> list:
                          "GiB free")
         if gpu.get("bandwidth_gb_s"):
             parts.append(f"{gpu['bandwidth_gb_s']:,.0f} GB/s peak bandwidth")
-        findings.append(Finding(f"nvidia-driver.gpu{gpu['index']}", "ok",
+        findings.append(Finding("nvidia-driver.gpu", "ok",
                                 f"GPU {gpu['index']}: {gpu['name']} ({', '.join(parts)})", facts=gpu))
 
     dists = facts.get("pynvml_distributions") or {}
@@ -226,6 +226,64 @@ def smoke_nvml(options: dict) -> dict:
             "figures": {"gpus": facts["gpus"], "driver_version": facts.get("driver_version")}}
 
 
+NVML_DOCS = "https://docs.nvidia.com/deploy/nvml-api/"
+CUDA_COMPAT = "https://docs.nvidia.com/deploy/cuda-compatibility/"
+
+FINDINGS = (
+    FindingKind(
+        "nvidia-driver.version", "ok", "the NVIDIA driver answers, and the highest CUDA it supports",
+        why="The driver's CUDA version bounds every CUDA build on the machine: torch, bitsandbytes, nvcc.",
+        references=(NVML_DOCS, CUDA_COMPAT),
+    ),
+    FindingKind(
+        "nvidia-driver.gpu", "ok", "one GPU: name, memory, compute capability, memory bandwidth",
+        why="Memory decides which models fit; bandwidth bounds how fast they generate; the compute "
+            "capability decides which builds carry kernels for it.",
+        references=(NVML_DOCS, "https://developer.nvidia.com/cuda-gpus"),
+    ),
+    FindingKind(
+        "nvidia-driver.none", "info", "no NVIDIA driver on this machine",
+        why="Models run on the CPU (or another accelerator); GPU checks read only what files say.",
+        fix="Install the NVIDIA driver if the machine has an NVIDIA GPU.",
+        references=("https://docs.nvidia.com/cuda/cuda-installation-guide-linux/",),
+    ),
+    FindingKind(
+        "nvidia-driver.nvml-error", "error", "the NVIDIA driver is installed but does not answer",
+        why="NVML failed (driver/library version mismatch after an update, a module not loaded, no "
+            "permission on /dev/nvidia*): every CUDA program sees no GPU.",
+        fix="Reboot after a driver update; otherwise reinstall the driver. The message gives NVML's error.",
+        references=(NVML_DOCS,),
+    ),
+    FindingKind(
+        "nvidia-driver.no-libcuda", "warning", "NVML answers but libcuda, the CUDA driver library, is missing",
+        why="nvmlSystemGetCudaDriverVersion_v2 reads libcuda; without it CUDA programs find no GPU.",
+        fix="Reinstall the driver with its CUDA component; in a container use the NVIDIA container toolkit.",
+        references=(NVML_DOCS,
+                    "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/install-guide.html"),
+    ),
+    FindingKind(
+        "nvidia-driver.no-gpu", "warning", "the driver runs but sees no GPU",
+        why="A GPU not passed through to this VM or container, or one the driver does not support.",
+        fix="Check the passthrough / container runtime, and that the driver supports the card.",
+        references=(NVML_DOCS,),
+    ),
+    FindingKind(
+        "nvidia-driver.wsl-library-path", "warning", "WSL: the Windows driver's libraries are not on the loader path",
+        why="Under WSL libcuda.so and libnvidia-ml.so live in /usr/lib/wsl/lib; if the loader does not "
+            "search there, CUDA programs find no GPU.",
+        fix="Add /usr/lib/wsl/lib to LD_LIBRARY_PATH, or list it in /etc/ld.so.conf.d/ and run 'sudo ldconfig'.",
+        references=("https://docs.nvidia.com/cuda/wsl-user-guide/index.html",),
+    ),
+    FindingKind(
+        "nvidia-driver.pynvml-clash", "warning", "pynvml, nvidia-ml-py and nvidia-ml-py3 are installed together",
+        why="All three install the same pynvml.py and overwrite each other; the deprecated pynvml package makes "
+            "torch warn 'The pynvml package is deprecated'.",
+        fix="Uninstall the others and reinstall nvidia-ml-py (NVIDIA's own).",
+        references=("https://pypi.org/project/nvidia-ml-py/", "https://github.com/XuehaiPan/nvitop/issues/44"),
+    ),
+)
+
+
 CHECK = Check(
     id="nvidia-driver",
     title="NVIDIA driver and GPUs",
@@ -235,4 +293,5 @@ CHECK = Check(
     timeout=10.0,
     smoke=(SmokeTest("nvml", "NVML initialises and lists the GPUs",
                      "llmdoctor.checks.nvidia_driver:smoke_nvml", timeout=30.0),),
+    findings=FINDINGS,
 )

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from llmdoctor.fileio import FileIOError, read_shell_lines
-from llmdoctor.models import Check, Finding, ProbeContext, RuleContext
+from llmdoctor.models import Check, Finding, FindingKind, ProbeContext, RuleContext
 from llmdoctor.redact import REDACTED, is_secret_name
 
 # Windows limits: 32,767 per variable (https://learn.microsoft.com/windows/win32/api/processenv/
@@ -699,6 +699,165 @@ def _why_not_expanding(name: str, scope: str, registry: dict) -> str:
     return f"{name} is not visible when Path is expanded."
 
 
+MS_ENV = "https://learn.microsoft.com/en-us/windows/win32/procthread/environment-variables"
+MS_CMD_LIMIT = ("https://learn.microsoft.com/en-us/troubleshoot/windows-client/shell-experience/"
+                "command-line-string-limitation")
+MS_REG_TYPES = "https://learn.microsoft.com/en-us/windows/win32/sysinfo/registry-value-types"
+CHEN_ORDER = "https://devblogs.microsoft.com/oldnewthing/20231212-00/?p=109137"
+POSIX_PATH = "https://pubs.opengroup.org/onlinepubs/9799919799/basedefs/V1_chap08.html"
+BASH_STARTUP = "https://www.gnu.org/software/bash/manual/html_node/Bash-Startup-Files.html"
+WM_SETTINGCHANGE = "https://learn.microsoft.com/en-us/windows/win32/winmsg/wm-settingchange"
+
+FINDINGS = (
+    FindingKind(
+        "path.ok", "ok", "every PATH entry is an existing folder",
+        why="Programs are found by searching PATH's folders in order; nothing here hides one.",
+    ),
+    FindingKind(
+        "path.missing-entry", "warning", "PATH entries name folders that do not exist",
+        why="Every command looks in each of them first, and they usually mark a tool that was uninstalled "
+            "or moved, whose new place is then missing from PATH.",
+        fix="Remove the entries (the fix edits the startup file or registry value that adds each one).",
+        fixes=("path",), references=(POSIX_PATH, MS_ENV),
+    ),
+    FindingKind(
+        "path.file-entry", "error", "a PATH entry names a program (foo.exe) instead of its folder",
+        severities=("warning", "error"),
+        why="PATH lists folders to search; an entry naming a file is never searched, so the program it "
+            "names is not found (a warning when its folder is on PATH anyway).",
+        fix="Replace the entry with its folder.", fixes=("path",), references=(POSIX_PATH, MS_ENV),
+    ),
+    FindingKind(
+        "path.duplicate-entry", "info", "the same folder is listed more than once",
+        why="Only the first occurrence is ever used; the rest lengthen PATH towards Windows' and cmd.exe's "
+            "limits. On Linux it usually means a startup file prepends on every nested shell.",
+        fix="On Windows the fix keeps the first occurrence; elsewhere guard the startup-file line "
+            "(case \":$PATH:\" in *:/dir:*) ;; *) PATH=/dir:$PATH ;; esac).",
+        fixes=("path",), references=(BASH_STARTUP, MS_ENV),
+    ),
+    FindingKind(
+        "path.quoted-entry", "warning", "a PATH entry is wrapped in quotes",
+        why="Quotes are not stripped by every program (PowerShell's command search takes them literally); "
+            "folders with spaces need no quotes in PATH.",
+        fix="Remove the quotes.", fixes=("path",),
+        references=("https://github.com/PowerShell/PowerShell/issues/24002", MS_ENV),
+    ),
+    FindingKind(
+        "path.empty-entry", "warning", "PATH has an empty entry", severities=("info", "warning"),
+        why="On POSIX systems a zero-length entry means the current folder: a program in a download folder "
+            "can stand in for a real one. On Windows it only lengthens PATH.",
+        fix="Remove the stray ':' or ';'.", fixes=("path",), references=(POSIX_PATH,),
+    ),
+    FindingKind(
+        "path.relative-entry", "warning", "a PATH entry is relative ('.', 'bin')",
+        why="It is searched relative to the current folder, which changes with every command, and lets "
+            "files in the current folder shadow real programs.",
+        fix="Use absolute folders.", fixes=("path",), references=(POSIX_PATH,),
+    ),
+    FindingKind(
+        "path.unexpanded-variable", "warning", "a PATH entry holds a variable that was never expanded",
+        why="Shells expand $VAR and ~ only when PATH is assigned (not inside single quotes), and Windows "
+            "expands %VAR% only in REG_EXPAND_SZ values whose variables exist; programs searching PATH "
+            "take the text literally.",
+        fix="Write the expanded folder, or define the variable.", fixes=("path",),
+        references=("https://www.gnu.org/software/bash/manual/html_node/Tilde-Expansion.html", MS_REG_TYPES),
+    ),
+    FindingKind(
+        "path.startup-file-unread", "warning", "a shell startup file could not be read",
+        why="PATH entries it adds cannot be traced to their line, and the path fix cannot edit them there.",
+        fix="Make the file readable by its owner (or remove it if it is stale).", references=(BASH_STARTUP,),
+    ),
+    FindingKind(
+        "path.stale-terminal", "info", "this terminal still has PATH entries that new terminals no longer get",
+        why="A fix changed the startup files; a running shell keeps the environment it started with.",
+        fix="Open a new terminal, or export the PATH the finding prints.", references=(BASH_STARTUP,),
+    ),
+    FindingKind(
+        "path.registry-unreadable", "warning", "Windows: the Path values in the registry could not be read",
+        why="The registry holds what new processes get; only this process's Path was judged instead.",
+        fix="Run from an account that may read HKCU\\Environment and the system Environment key.",
+        references=(MS_ENV,),
+    ),
+    FindingKind(
+        "path.reg-sz-with-percent", "error", "Windows: a Path value is REG_SZ but contains %...%",
+        why="Only REG_EXPAND_SZ values are expanded; as REG_SZ the literal '%SystemRoot%' or '%Path2%' "
+            "becomes a PATH entry and every folder behind it is lost.",
+        fix="Rewrite the value as REG_EXPAND_SZ with the same text.", fixes=("path",),
+        references=(MS_REG_TYPES, CHEN_ORDER),
+    ),
+    FindingKind(
+        "path.setx-truncated", "warning", "Windows: a Path value is exactly 1,024 characters: cut off by setx",
+        why="setx silently truncates values to 1,024 characters and, used as setx PATH \"%PATH%;...\", "
+            "merges the system Path into the user Path.",
+        fix="Restore the lost entries from a backup or the installers that added them; never change Path "
+            "with setx.",
+        references=("https://learn.microsoft.com/en-us/windows-server/administration/windows-commands/setx",
+                    "https://github.com/openframeworks/openFrameworks/issues/6907"),
+    ),
+    FindingKind(
+        "path.value-too-long-for-editor", "warning", "Windows: a Path value is too long for the environment editor",
+        why="The Environment Variables dialog refuses ('this environment variable is too large') or "
+            "truncates values over 2,047 characters.",
+        fix="Move entries into a helper variable referenced from Path (the %Path2% split), in an order "
+            "Windows' expansion makes work.",
+        fixes=("path",), references=(CHEN_ORDER, MS_ENV),
+    ),
+    FindingKind(
+        "path.reference-will-not-expand", "error", "Windows: a %VAR% reference in Path will not expand",
+        why="Windows builds the environment in stages and a REG_EXPAND_SZ value sees only variables of "
+            "earlier stages, one level deep; the leftover text is searched literally and every folder in "
+            "that variable is lost.",
+        fix="Make the helper variable REG_SZ in a scope expanded earlier (the fix does), or inline it.",
+        fixes=("path",), references=(CHEN_ORDER, MS_REG_TYPES),
+    ),
+    FindingKind(
+        "path.over-variable-limit", "error", "Windows: the merged Path is over 32,767 characters",
+        why="Entries past the limit are dropped when Windows builds a process's environment.",
+        fix="Remove unused entries.", fixes=("path",), references=(MS_ENV,),
+    ),
+    FindingKind(
+        "path.too-long-for-cmd", "error", "Windows: the merged Path is over (or near) cmd.exe's 8,191 characters",
+        severities=("warning", "error"),
+        why="Batch files that use %PATH%, vcvarsall.bat among them, fail with 'The input line is too long', "
+            "which stops CUDA extension builds. A %Path2% split does not shorten what is expanded.",
+        fix="Remove unused entries.", fixes=("path",),
+        references=(MS_CMD_LIMIT, "https://github.com/pypa/setuptools/issues/2307"),
+    ),
+    FindingKind(
+        "path.missing-system32", "error", "Windows: %SystemRoot%\\System32 is not on Path",
+        why="cmd, where, reg and many DLLs are found through it.",
+        fix="Put %SystemRoot%\\system32 back at the start of the system Path.", fixes=("path",),
+        references=(MS_ENV,),
+    ),
+    FindingKind(
+        "path.live-unexpanded", "error", "Windows: this terminal's Path holds entries with a literal %...%",
+        why="A script set Path with %...% inside (cmd's set and PowerShell expand nothing), or a variable "
+            "was undefined when Windows expanded Path; those folders are searched literally.",
+        fix="Open a new terminal; find the script that sets Path.", references=(CHEN_ORDER,),
+    ),
+    FindingKind(
+        "path.live-over-variable-limit", "error", "Windows: this terminal's Path is over 32,767 characters",
+        why="Child processes may not get it at all.",
+        fix="Open a new terminal and find what keeps adding to it.", references=(MS_ENV,),
+    ),
+    FindingKind(
+        "path.live-too-long-for-cmd", "error", "Windows: this terminal's Path is over cmd.exe's 8,191 characters",
+        why="Batch files (vcvarsall.bat) fail with 'The input line is too long' in this terminal.",
+        fix="Open a new terminal; find what lengthens it.", references=(MS_CMD_LIMIT,),
+    ),
+    FindingKind(
+        "path.live-grows", "warning", "Windows: something prepends to Path on every shell start",
+        why="A PowerShell profile, 'conda init', a cmd AutoRun or an activation script adds folders each "
+            "time a shell starts, and nested shells add them again, towards cmd.exe's limit.",
+        fix="Find the line in $PROFILE or HKCU\\Software\\Microsoft\\Command Processor\\AutoRun and guard it.",
+        references=("https://learn.microsoft.com/en-us/powershell/module/microsoft.powershell.core/about/"
+                    "about_profiles",
+                    "https://learn.microsoft.com/en-us/windows-server/administration/windows-commands/cmd",
+                    WM_SETTINGCHANGE),
+    ),
+)
+
+
 CHECK = Check(
     id="path",
     title="PATH",
@@ -706,4 +865,5 @@ CHECK = Check(
     rules=rules,
     order=10,
     timeout=5.0,
+    findings=FINDINGS,
 )

@@ -17,7 +17,7 @@ import shutil
 from typing import Optional
 
 from llmdoctor.knowledge.units import GB
-from llmdoctor.models import Check, Finding, ProbeContext, RuleContext
+from llmdoctor.models import Check, Finding, FindingKind, ProbeContext, RuleContext
 
 
 def requirements_of(options: dict, config) -> Optional[dict]:
@@ -318,6 +318,39 @@ def _models(require: dict, facts: dict, context: RuleContext) -> list:
     return findings
 
 
+def _requirement(key: str, summary: str, fix: str, fixes: tuple = ()) -> FindingKind:
+    """A requirement of the team's (``[require]`` or ``--require FILE``) this machine does not meet."""
+    return FindingKind(f"require.{key}", "error", summary, fix=fix, fixes=fixes,
+                       why="The team's requirements say what every machine needs; onboarding stops here.")
+
+
+FINDINGS = (
+    FindingKind("require.met", "ok", "every requirement of the team is met"),
+    FindingKind("require.partly-met", "info", "how many kinds of requirement are met"),
+    _requirement("python", "the target Python is outside the required range",
+                 "Create the environment with a Python in range."),
+    _requirement("packages", "a required package is missing or outside its range",
+                 "Install a version in range into the target interpreter.", ("require-packages",)),
+    _requirement("torch-cuda", "torch's build is not the required CUDA (or CPU) build",
+                 "Install the build asked for.", ("torch-cuda", "require-packages")),
+    _requirement("driver", "the NVIDIA driver is absent or outside the required range",
+                 "Install the driver from NVIDIA or your distribution (a reboot follows)."),
+    _requirement("gpus", "the GPUs are fewer, smaller or older than required", "The machine needs other GPUs."),
+    _requirement("nvcc", "nvcc is missing or outside the required range",
+                 "Install a CUDA toolkit in range and put its bin on PATH.", ("cuda-home",)),
+    _requirement("ffmpeg", "ffmpeg is missing or lacks a required encoder", "Make a full ffmpeg available.",
+                 ("ffmpeg", "path")),
+    _requirement("hf-endpoint", "downloads do not go to the required Hugging Face endpoint",
+                 "Verify and save the required endpoint.", ("hf-endpoint",)),
+    _requirement("hf-reachable", "the Hugging Face endpoint is not usable",
+                 "See the hf-endpoint finding it stems from.", ("hf-endpoint",)),
+    _requirement("disk", "a location has less free space than required",
+                 "Free space, or point the location elsewhere (HF_HOME for the Hugging Face cache)."),
+    _requirement("models", "a required model does not fit, or cannot be read",
+                 "A larger GPU, a smaller quantisation or a shorter context; free space for the download."),
+)
+
+
 CHECK = Check(
     id="require",
     title="Team requirements",
@@ -326,4 +359,5 @@ CHECK = Check(
     order=95,
     timeout=30.0,
     requires=("torch", "nvidia-driver", "nvcc", "ffmpeg", "hf-endpoint", "disk", "model-fit"),
+    findings=FINDINGS,
 )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from llmdoctor.checks.cuda_knowledge import driver_advice, driver_verdict, parse_version, text
 from llmdoctor.checks.nvidia_driver import driver_max_cuda, gpus
-from llmdoctor.models import Check, Finding, ProbeContext, RuleContext, SmokeTest
+from llmdoctor.models import Check, Finding, FindingKind, ProbeContext, RuleContext, SmokeTest
 
 
 def read_version_py(content: str) -> dict:
@@ -178,6 +178,62 @@ def smoke_torch_cuda(options: dict) -> dict:
     return run_in_target(python, ["-c", MATMUL, str(has_gpu)], float(options.get("timeout", 120)), "torch")
 
 
+PYTORCH_INSTALL = "https://pytorch.org/get-started/locally/"
+CUDA_COMPAT = "https://docs.nvidia.com/deploy/cuda-compatibility/"
+
+FINDINGS = (
+    FindingKind("torch.version", "ok", "torch's version and the CUDA it was built for",
+                references=(PYTORCH_INSTALL,)),
+    FindingKind("torch.cpu", "ok", "torch is a CPU build on a machine without an NVIDIA GPU",
+                references=(PYTORCH_INSTALL,)),
+    FindingKind("torch.rocm", "ok", "torch is a ROCm (AMD) build",
+                references=("https://pytorch.org/docs/stable/notes/hip.html",)),
+    FindingKind(
+        "torch.target-unreadable", "warning", "the target interpreter could not be inspected",
+        why="Its packages are unknown, so torch is not judged; the message says why (it does not run, timed out).",
+        fix="Point --python at a working interpreter of the environment that runs your models.",
+    ),
+    FindingKind(
+        "torch.not-installed", "info", "torch is not installed in the target interpreter",
+        why="llmdoctor judges the environment --python names (by default the active venv or conda env).",
+        fix="Use --python to point llmdoctor at the environment that runs your models.",
+    ),
+    FindingKind(
+        "torch.cpu-only", "error", "torch is a CPU-only build on a machine with an NVIDIA GPU",
+        why="A plain 'pip install torch' gives the CPU build on Windows (and from some mirrors); models then "
+            "run on the CPU, many times slower, and bitsandbytes has no GPU.",
+        fix="Reinstall torch from download.pytorch.org/whl/cuXYZ for the driver's CUDA.", fixes=("torch-cuda",),
+        references=(PYTORCH_INSTALL,),
+    ),
+    FindingKind(
+        "torch.no-gpu-access", "error", "torch cannot use the GPU while the driver does not answer",
+        why="torch.cuda.is_available() will be False and models fall back to the CPU; the root is the driver.",
+        fix="Repair the driver (see nvidia-driver.nvml-error).",
+        references=("https://pytorch.org/docs/stable/generated/torch.cuda.is_available.html",),
+    ),
+    FindingKind(
+        "torch.newer-than-driver", "error", "torch is built for a newer CUDA than the driver supports",
+        severities=("warning", "error"),
+        why="A newer CUDA major makes torch.cuda.is_available() False; a newer minor runs only through "
+            "minor-version compatibility.",
+        fix="Update the driver, or install the torch build for the driver's CUDA.", fixes=("torch-cuda",),
+        references=(CUDA_COMPAT, "https://pytorch.org/get-started/previous-versions/"),
+    ),
+    FindingKind(
+        "torch.cuda-without-gpu", "info", "torch is a CUDA build but there is no NVIDIA driver",
+        why="Harmless: it runs on the CPU; the CUDA build is several GB larger than the CPU one.",
+        references=(PYTORCH_INSTALL,),
+    ),
+    FindingKind(
+        "torch.arch-missing", "error", "this torch build ships no kernels for the GPU's architecture",
+        why="CUDA calls fail with 'no kernel image is available for execution on the device' (new cards such "
+            "as Blackwell need cu128 builds or later).",
+        fix="Install a newer torch build whose arch list includes the GPU.", fixes=("torch-cuda",),
+        references=("https://pytorch.org/docs/stable/generated/torch.cuda.get_arch_list.html", PYTORCH_INSTALL),
+    ),
+)
+
+
 CHECK = Check(
     id="torch",
     title="PyTorch",
@@ -188,4 +244,5 @@ CHECK = Check(
     smoke=(SmokeTest("torch-cuda", "A matrix product on the GPU agrees with the CPU",
                      "llmdoctor.checks.torch:smoke_torch_cuda", timeout=180.0),),
     requires=("nvidia-driver",),
+    findings=FINDINGS,
 )

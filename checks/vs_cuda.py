@@ -31,7 +31,7 @@ from typing import Optional
 
 from llmdoctor.checks.cuda_knowledge import parse_version, text
 from llmdoctor.checks.nvcc import fallback_window, parse_host_config
-from llmdoctor.models import Check, Finding, ProbeContext, RuleContext
+from llmdoctor.models import Check, Finding, FindingKind, ProbeContext, RuleContext
 
 VSWHERE_ARGS = ("-all", "-products", "*", "-prerelease", "-format", "json", "-utf8")
 BUILD_CUSTOMIZATIONS = {  # Visual Studio major version -> folder under the installation path
@@ -423,6 +423,108 @@ def _environment_findings(facts: dict, torch_installed: bool = False) -> list:
     return findings
 
 
+CUDA_WINDOWS_GUIDE = "https://docs.nvidia.com/cuda/cuda-installation-guide-microsoft-windows/"
+CMAKE_TOOLSET = "https://cmake.org/cmake/help/latest/variable/CMAKE_GENERATOR_TOOLSET.html"
+VSWHERE = "https://github.com/microsoft/vswhere/wiki"
+
+FINDINGS = (
+    FindingKind("vs-cuda.ok", "ok", "the CUDA toolkit is integrated with Visual Studio",
+                references=(CUDA_WINDOWS_GUIDE,)),
+    FindingKind(
+        "vs-cuda.vswhere-failed", "warning", "vswhere could not list the Visual Studio installs",
+        why="Without the list, the integration and the MSVC version cannot be judged.",
+        fix="Repair the Visual Studio Installer (it ships vswhere.exe).", references=(VSWHERE,),
+    ),
+    FindingKind(
+        "vs-cuda.no-visual-studio", "warning", "no Visual Studio or Build Tools install", severities=("info", "warning"),
+        why="nvcc needs MSVC's cl.exe as its host compiler on Windows (a warning when a CUDA toolkit is installed).",
+        fix="Install Visual Studio 2022 Build Tools with the 'Desktop development with C++' workload.",
+        references=(CUDA_WINDOWS_GUIDE, VSWHERE),
+    ),
+    FindingKind("vs-cuda.no-toolkit", "info", "no CUDA toolkit, so nothing to integrate with Visual Studio",
+                references=(CUDA_WINDOWS_GUIDE,)),
+    FindingKind(
+        "vs-cuda.no-cpp-tools", "info", "a Visual Studio install has no MSVC toolset",
+        why="Without the C++ workload it cannot build CUDA code.",
+        fix="Add 'Desktop development with C++' in the Visual Studio Installer.", references=(VSWHERE,),
+    ),
+    FindingKind(
+        "vs-cuda.no-build-customizations", "warning", "a Visual Studio install has no BuildCustomizations folder",
+        why="Its MSBuild C++ support is incomplete, so no CUDA integration can be installed into it.",
+        fix="Repair the install in the Visual Studio Installer.", references=(CUDA_WINDOWS_GUIDE,),
+    ),
+    FindingKind(
+        "vs-cuda.no-integration", "error", "Visual Studio lacks the CUDA build customisation files",
+        why="CMake's Visual Studio generator stops with 'No CUDA toolset found'; the CUDA installer integrates "
+            "only the Visual Studio installs present when it runs.",
+        fix="Copy the toolkit's extras\\visual_studio_integration\\MSBuildExtensions files into the install's "
+            "BuildCustomizations folder (administrator), or use the Ninja generator.",
+        fixes=("vs-cuda",),
+        references=(CUDA_WINDOWS_GUIDE, CMAKE_TOOLSET, "https://github.com/NVlabs/tiny-cuda-nn/issues/164",
+                    "https://github.com/wang-xinyu/tensorrtx/issues/768"),
+    ),
+    FindingKind(
+        "vs-cuda.integration-incomplete", "error", "Visual Studio has some of the toolkit's integration files, not all",
+        severities=("warning", "error"),
+        why="Projects asking for that CUDA version fail with \"The imported project 'CUDA X.Y.props' was not "
+            "found\" (or use files of another release, when they differ).",
+        fix="Copy the toolkit's MSBuildExtensions files again.", fixes=("vs-cuda",),
+        references=(CUDA_WINDOWS_GUIDE,),
+    ),
+    FindingKind(
+        "vs-cuda.installed-after-cuda", "info", "Visual Studio was installed after the CUDA toolkit",
+        why="CUDA's installer integrates only the Visual Studio installs present when it runs.",
+        fix="The vs-cuda fix copies the files as the installer would have.",
+        references=(CUDA_WINDOWS_GUIDE, "https://github.com/genn-team/genn/issues/639"),
+    ),
+    FindingKind(
+        "vs-cuda.props-mismatch", "warning", "Visual Studio's highest CUDA integration is not the nvcc in use",
+        why="CMake's Visual Studio generator picks the highest CUDA X.Y.props and compiles with that toolkit.",
+        fix="Pass -T cuda=X.Y to CMake, or integrate (or remove) the right version.", fixes=("vs-cuda",),
+        references=(CMAKE_TOOLSET,),
+    ),
+    FindingKind(
+        "vs-cuda.other-toolkit-not-integrated", "info", "another installed toolkit is not integrated",
+        why="Only builds that ask for that version (cmake -T cuda=X.Y) need it.",
+        references=(CMAKE_TOOLSET,),
+    ),
+    FindingKind(
+        "vs-cuda.msvc-unsupported", "error", "nvcc rejects this Visual Studio's MSVC version",
+        why="The toolkit's include\\crt\\host_config.h stops with 'unsupported Microsoft Visual Studio "
+            "version!' outside its _MSC_VER window; CMake 3.29.4+ passes identification but compiling fails.",
+        fix="Install an MSVC toolset inside the window, or a newer CUDA; -allow-unsupported-compiler is "
+            "at your own risk.",
+        fixes=("msvc-unsupported",),
+        references=(CUDA_WINDOWS_GUIDE, "https://github.com/ggml-org/llama.cpp/pull/7861",
+                    "https://github.com/TencentARC/BrushEdit/issues/17"),
+    ),
+    FindingKind(
+        "vs-cuda.stl-needs-newer-cuda", "error", "this MSVC's STL needs a newer CUDA than nvcc",
+        why="The toolset's yvals_core.h stops with 'error STL1002: Unexpected compiler version, expected CUDA "
+            "12.4 or newer' (VS 17.10 and later).",
+        fix="Install CUDA 12.4+ or an older MSVC toolset; -D_ALLOW_COMPILER_AND_STL_VERSION_MISMATCH "
+            "silences it at your own risk.",
+        fixes=("msvc-unsupported",),
+        references=("https://github.com/microsoft/STL/blob/main/stl/inc/yvals_core.h",
+                    "https://github.com/microsoft/STL/issues/4475"),
+    ),
+    FindingKind(
+        "vs-cuda.distutils-use-sdk", "warning", "a developer prompt is active but DISTUTILS_USE_SDK is not set",
+        why="PyTorch's extension builds warn and setuptools activates vcvarsall again, which can overflow "
+            "cmd.exe's 8,191-character line.",
+        fix="set DISTUTILS_USE_SDK=1 in that prompt.",
+        references=("https://github.com/pytorch/pytorch/blob/v2.5.1/torch/utils/cpp_extension.py",),
+    ),
+    FindingKind(
+        "vs-cuda.path-with-spaces", "warning", "the build folder's path has spaces",
+        why="nvcc and CMake's CUDA rules have repeatedly broken on such folders ('nvcc fatal : A single input "
+            "file is required').",
+        fix="Build in a folder without spaces.",
+        references=("https://github.com/FLAMEGPU/FLAMEGPU2/issues/867",),
+    ),
+)
+
+
 CHECK = Check(
     id="vs-cuda",
     title="Visual Studio CUDA integration",
@@ -432,4 +534,5 @@ CHECK = Check(
     order=55,
     timeout=15.0,
     requires=("torch",),
+    findings=FINDINGS,
 )

@@ -117,13 +117,32 @@ def _load(config_path: Optional[Path] = None):
         if check_id not in registry.checks:
             raise ConfigError(f"{config.source}: skip[{index}]: unknown check id {check_id[:100]!r}"
                               f"{nearest(check_id, registry.checks)}")
-    areas = set(registry.checks) | {"plugins", "config", "snapshot"}
-    for index, ack in enumerate(config.acknowledge):
-        area = ack.id.split(".", 1)[0].rstrip("*")
-        if area and area not in areas:
-            raise ConfigError(f"{config.source}: acknowledge[{index}].id: {ack.id[:100]!r} names no check"
-                              f"{nearest(area, areas)}")
+    _check_acknowledgements(registry, config)
     return registry, config
+
+
+def _check_acknowledgements(registry, config) -> None:
+    """Each ``acknowledge`` id (a glob) must match a declared finding kind: a misspelt one would
+    excuse nothing, silently. Plugins' checks that declare no kinds are taken on trust."""
+    if not config.acknowledge:
+        return
+    from llmdoctor import catalogue
+    from llmdoctor.config import ConfigError
+    from llmdoctor.runner import nearest
+
+    areas = set(registry.checks) | {"plugins", "config"}
+    entries = catalogue.entries(registry)
+    for index, ack in enumerate(config.acknowledge):
+        where = f"{config.source}: acknowledge[{index}].id: {ack.id[:100]!r}"
+        area = ack.id.split(".", 1)[0]
+        if area and not any(ch in area for ch in "*?[") and area not in areas:
+            raise ConfigError(f"{where} names no check{nearest(area, areas)}")
+        check = registry.checks.get(area)
+        if check is not None and not check.findings:
+            continue
+        if catalogue.unknown_pattern(ack.id, entries, registry.checks):
+            raise ConfigError(f"{where} matches no known finding{catalogue.nearest_id(ack.id, entries)} "
+                              f"(llmdoctor explain --list)")
 
 
 def _selection(registry, config, only, skip) -> tuple:
@@ -476,6 +495,47 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Machine-rea
     for e in errors:
         lines.append(f"  ! plugin {e['source']} ({e['group']} {e['name']}) failed to load: {e['error']}")
     _out("\n".join(lines))
+
+
+# ----------------------------------------------------------------------------- explain
+
+
+@app.command("explain")
+def explain_command(
+    finding_id: Optional[str] = typer.Argument(None, help="A finding id, e.g. path.file-entry."),
+    list_all: bool = typer.Option(False, "--list", help="List every declared finding kind."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    markdown: bool = typer.Option(False, "--markdown", help="The whole catalogue as Markdown "
+                                                            "(docs/findings.md)."),
+) -> None:
+    """What a finding means, why it matters, how to fix it, and its public sources."""
+    from llmdoctor import catalogue
+    from llmdoctor.registry import load_registry
+
+    if finding_id is None and not (list_all or markdown):
+        raise Fail("name a finding id (llmdoctor explain path.file-entry), or use --list")
+    if finding_id is not None and (list_all or markdown):
+        raise Fail("give a finding id or --list/--markdown, not both")
+    registry = load_registry()
+    entries = catalogue.entries(registry)
+    if markdown:
+        _out(catalogue.render_markdown(entries))
+        return
+    if list_all:
+        if as_json:
+            _out(json.dumps({"findings": [e.to_json() for e in entries.values()]}, indent=2))
+            return
+        width = max(len(i) for i in entries) + 2
+        _out("\n".join(f"{e.kind.id:<{width}}{e.kind.severity:<9}{e.kind.summary}" for e in entries.values()))
+        return
+    entry = catalogue.lookup(finding_id.strip(), entries, registry.checks)
+    if entry is None:
+        raise Fail(f"unknown finding id {finding_id[:100]!r}{catalogue.nearest_id(finding_id, entries)} "
+                   f"(llmdoctor explain --list shows them all)")
+    if as_json:
+        _out(json.dumps({**entry.to_json(), "id": finding_id.strip(), "declared_as": entry.kind.id}, indent=2))
+        return
+    _out(catalogue.render_text(entry, shown_id=finding_id.strip()))
 
 
 # ----------------------------------------------------------------------------- fix

@@ -103,6 +103,38 @@ class RuleContext:
 
 
 @dataclass(frozen=True)
+class FindingKind:
+    """The catalogue entry of one kind of finding, declared beside the rule that emits it (as
+    ruff documents each rule): what it says, why it matters, how to resolve it, and the public
+    sources that establish it. ``llmdoctor explain ID`` prints it.
+
+    ``severity`` is the usual one; a rule may raise or lower it with the circumstances (a
+    full disk is an error, a nearly full one a warning), which ``severities`` lists.
+    """
+
+    id: str
+    severity: str
+    summary: str
+    why: str = ""
+    fix: str = ""  # how to resolve it, in words
+    fixes: tuple = ()  # ids of the llmdoctor fixes that resolve it
+    references: tuple = ()  # public URLs: vendor documentation, source files at a tag, issue threads
+    severities: tuple = ()  # every severity it may have, when more than one
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITIES or any(s not in SEVERITIES for s in self.severities):
+            raise ValueError(f"finding kind {self.id}: unknown severity")
+        for url in self.references:
+            if not url.startswith("https://"):
+                raise ValueError(f"finding kind {self.id}: a reference must be a public https URL: {url!r}")
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "severity": self.severity, "severities": list(self.severities or (self.severity,)),
+                "summary": self.summary, "why": self.why, "fix": self.fix, "fixes": list(self.fixes),
+                "references": list(self.references)}
+
+
+@dataclass(frozen=True)
 class Check:
     """A diagnosis area: a probe (I/O, returns facts) and rules (pure, facts -> findings).
 
@@ -127,6 +159,7 @@ class Check:
     # this version, or None when it cannot) or reported as one this llmdoctor cannot judge
     facts_version: int = 1
     migrate: Optional[Callable[[Facts, int], Optional[Facts]]] = None
+    findings: tuple = ()  # FindingKind of every finding its rules emit: the catalogue
 
 
 @dataclass(frozen=True)

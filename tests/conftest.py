@@ -14,6 +14,47 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 
+# ----------------------------------------------------------------------------- catalogue
+# Every finding that llmdoctor's own code creates in this process, by id: at the end of the
+# session each must be declared in the catalogue (tests/test_catalogue.py checks the source
+# statically; this catches ids computed at run time).
+RECORDED_IDS: set = set()
+
+
+def _record_finding_ids() -> None:
+    from llmdoctor import models
+
+    package = str(Path(models.__file__).resolve().parent.parent)
+    sources = (str(REPO / "checks"), str(REPO / "doctor"), package)
+    original = models.Finding.__post_init__
+
+    def recording(self) -> None:
+        original(self)
+        caller = sys._getframe(2).f_code.co_filename
+        if caller.startswith(sources) and "/tests/" not in caller:
+            RECORDED_IDS.add(self.id)
+
+    models.Finding.__post_init__ = recording
+
+
+_record_finding_ids()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    from llmdoctor import catalogue
+    from llmdoctor.registry import load_registry
+
+    if not RECORDED_IDS:
+        return
+    registry = load_registry()
+    entries = catalogue.entries(registry)
+    undeclared = sorted(i for i in RECORDED_IDS if catalogue.lookup(i, entries, registry.checks) is None
+                        and i.split(".", 1)[0] in set(registry.checks) | {"plugins", "config"})
+    if undeclared:
+        sys.stderr.write("\nundeclared finding ids emitted during the tests (declare them beside their "
+                         "rules): " + ", ".join(undeclared) + "\n")
+        session.exitstatus = 1
+
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):

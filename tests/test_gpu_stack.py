@@ -50,7 +50,7 @@ def test_nvml_facts_and_bandwidth():
     assert gpu["compute_capability"] == "8.9" and gpu["bandwidth_gb_s"] == 1008.1  # the 4090's spec
     found = ids(nvidia_driver.rules(facts, context({})))
     assert "supports CUDA up to 13.0" in found["nvidia-driver.version"].message
-    assert "RTX 4090" in found["nvidia-driver.gpu0"].message and "1,008 GB/s" in found["nvidia-driver.gpu0"].message
+    assert "RTX 4090" in found["nvidia-driver.gpu"].message and "1,008 GB/s" in found["nvidia-driver.gpu"].message
 
 
 def test_no_driver_is_information_not_an_error():
