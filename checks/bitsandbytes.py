@@ -785,7 +785,8 @@ FINDINGS = (
         fixes=("bitsandbytes",), references=(BNB_INSTALL, f"{BNB_ISSUES}1651"),
     ),
     FindingKind(
-        "bitsandbytes.runtime-mismatch", "warning", "an old bitsandbytes picks its CUDA from a libcudart, not from torch",
+        "bitsandbytes.runtime-mismatch", "warning",
+        "an old bitsandbytes picks its CUDA from a libcudart, not from torch",
         why="Releases before 0.41 take the CUDA version from the first libcudart.so on $CONDA_PREFIX/lib or "
             "LD_LIBRARY_PATH; two CUDA runtimes in one process end in 'invalid device function'.",
         fix="Upgrade bitsandbytes.", fixes=("bitsandbytes",), references=(f"{BNB_ISSUES}778", f"{BNB_ISSUES}1041"),
@@ -843,7 +844,8 @@ FINDINGS = (
         references=(BNB_INSTALL,),
     ),
     FindingKind(
-        "bitsandbytes.missing-dependency", "error", "the library bitsandbytes loads needs a file the loader will not find",
+        "bitsandbytes.missing-dependency", "error",
+        "the library bitsandbytes loads needs a file the loader will not find",
         severities=("warning", "error"),
         why="Users see 'libcusparse.so.11: cannot open shared object file' (and, on old releases, 'CUDA Setup "
             "failed despite GPU being available').",

@@ -371,7 +371,8 @@ FINDINGS = (
         references=(CPP_EXTENSION, FIND_CUDA_TOOLKIT),
     ),
     FindingKind(
-        "cuda-toolkit.torch-home-not-a-toolkit", "warning", "PyTorch extension builds would use a folder that is no toolkit",
+        "cuda-toolkit.torch-home-not-a-toolkit", "warning",
+        "PyTorch extension builds would use a folder that is no toolkit",
         why="torch.utils.cpp_extension takes CUDA_HOME/CUDA_PATH, then nvcc's parent, then a glob; a folder "
             "without include/cuda_runtime.h or bin/nvcc fails every CUDA extension build.",
         fix="Set CUDA_HOME to the real toolkit.", fixes=("cuda-home",), references=(CPP_EXTENSION,),

@@ -500,7 +500,8 @@ FINDINGS = (
         fix="Pin a revision, or use another mirror.", references=(HF_DOWNLOAD_SOURCE,),
     ),
     FindingKind(
-        "hf-endpoint.large-files-unreachable", "error", "the endpoint sends large files to hosts that cannot be reached",
+        "hf-endpoint.large-files-unreachable", "error",
+        "the endpoint sends large files to hosts that cannot be reached",
         why="Mirrors often pass Xet storage through (Location and Link naming cas-bridge.xethub.hf.co); small "
             "files download and model weights fail.",
         fix="Allow those hosts, or use a mirror that serves the files itself.", fixes=("hf-endpoint",),
@@ -512,7 +513,8 @@ FINDINGS = (
         fix="Open a new terminal, or export the value the finding prints.",
     ),
     FindingKind(
-        "hf-endpoint.ca-bundle-missing", "error", "REQUESTS_CA_BUNDLE / SSL_CERT_FILE / CURL_CA_BUNDLE names a missing file",
+        "hf-endpoint.ca-bundle-missing", "error",
+        "REQUESTS_CA_BUNDLE / SSL_CERT_FILE / CURL_CA_BUNDLE names a missing file",
         why="Every HTTPS request fails certificate verification.",
         fix="Point it at your organisation's CA bundle, or unset it.",
         references=("https://requests.readthedocs.io/en/latest/user/advanced/#ssl-cert-verification",),

@@ -436,7 +436,8 @@ FINDINGS = (
         fix="Repair the Visual Studio Installer (it ships vswhere.exe).", references=(VSWHERE,),
     ),
     FindingKind(
-        "vs-cuda.no-visual-studio", "warning", "no Visual Studio or Build Tools install", severities=("info", "warning"),
+        "vs-cuda.no-visual-studio", "warning", "no Visual Studio or Build Tools install",
+        severities=("info", "warning"),
         why="nvcc needs MSVC's cl.exe as its host compiler on Windows (a warning when a CUDA toolkit is installed).",
         fix="Install Visual Studio 2022 Build Tools with the 'Desktop development with C++' workload.",
         references=(CUDA_WINDOWS_GUIDE, VSWHERE),

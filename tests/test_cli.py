@@ -56,7 +56,8 @@ def test_text_report_is_grouped_with_a_summary(cli):
     assert "→ llmdoctor fix --path" in result.stdout
     assert result.stdout.strip().splitlines()[-1].startswith("Summary: ")
     verbose = cli("check", "-v", "--only", "path", env={"PATH": "/nonexistent:/usr/bin"})
-    assert "facts: " in verbose.stdout and "id: path.missing-entry; what it means: llmdoctor explain path.missing-entry" in verbose.stdout
+    assert "facts: " in verbose.stdout and (
+        "id: path.missing-entry; what it means: llmdoctor explain path.missing-entry" in verbose.stdout)
 
 
 def test_markdown_report(cli):

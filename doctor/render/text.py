@@ -130,4 +130,5 @@ def _render_finding(console, finding, consequences, by_id, verbose, ascii_only, 
                 console.print(f"      [dim]{escape(line)}[/dim]")
         if finding.facts:
             console.print(f"      [dim]facts: {escape(json.dumps(finding.facts, sort_keys=True))}[/dim]")
-        console.print(f"      [dim]id: {escape(finding.id)}; what it means: llmdoctor explain {escape(finding.id)}[/dim]")
+        shown = escape(finding.id)
+        console.print(f"      [dim]id: {shown}; what it means: llmdoctor explain {shown}[/dim]")
