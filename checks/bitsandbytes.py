@@ -3,7 +3,7 @@
 Read in the target interpreter's folders without importing bitsandbytes or torch: the
 installed distributions (leftovers such as ``bitsandbytes-windows`` included), the native
 libraries the package ships, torch's CUDA build, ``BNB_CUDA_VERSION`` and the loader path.
-The installed release's own selection rule (``bnb_knowledge.select_library``) predicts the
+The installed release's own selection rule (``llmdoctor.knowledge.bitsandbytes.select_library``) predicts the
 file it will load; that file's dependencies are resolved the way the loader will (ELF
 ``DT_NEEDED`` through RPATH / LD_LIBRARY_PATH / RUNPATH / ld.so.cache, plus the CUDA
 libraries ``import torch`` has already loaded; on Windows the DLL search of Python 3.8+,
@@ -20,11 +20,10 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from llmdoctor.checks import bnb_knowledge as bnb
-from llmdoctor.checks.cuda_knowledge import driver_verdict, parse_version, text
-from llmdoctor.checks.nvidia_driver import driver_max_cuda, gpus
 from llmdoctor.checks.torch import probe_torch
 from llmdoctor.fileio import FileIOError, read_shell_lines
+from llmdoctor.knowledge import bitsandbytes as bnb
+from llmdoctor.knowledge.cuda import driver_max_cuda, driver_verdict, gpus, parse_version, text
 from llmdoctor.models import Check, Finding, FindingKind, ProbeContext, RuleContext, SmokeTest
 
 DEFAULT_LIBRARY_DIRS = ("/lib", "/usr/lib", "/lib64", "/usr/lib64", "/usr/lib/x86_64-linux-gnu",
@@ -102,7 +101,7 @@ def _older_than(release: str, version: Optional[str]) -> bool:
 
 
 def cudart_scan(environment: dict, version: str) -> dict:
-    """The libcudart a release before 0.41 finds by its own search (``bnb_knowledge``), and its
+    """The libcudart a release before 0.41 finds by its own search (``llmdoctor.knowledge.bitsandbytes``), and its
     CUDA version read from the file's real name (libcudart.so.11.7.99 is CUDA 11.7)."""
     names = bnb.cudart_names(bnb.Version(version))
     searched, found = [], []

@@ -27,8 +27,7 @@ from pathlib import Path
 from typing import Optional
 
 from llmdoctor import proc
-from llmdoctor.checks.cuda_knowledge import driver_advice, driver_verdict, parse_version, text
-from llmdoctor.checks.nvidia_driver import driver_max_cuda
+from llmdoctor.knowledge.cuda import driver_advice, driver_max_cuda, driver_verdict, parse_version, text
 from llmdoctor.models import Check, Finding, FindingKind, ProbeContext, RuleContext
 
 WINDOWS_GLOB = "C:/Program Files/NVIDIA GPU Computing Toolkit/CUDA/v*.*"

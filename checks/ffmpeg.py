@@ -234,7 +234,7 @@ def smoke_ffmpeg(options: dict) -> dict:
 
 
 def _has_gpu() -> bool:
-    from llmdoctor.checks.nvcc import local_capability
+    from llmdoctor.checks.nvidia_driver import local_capability
 
     return local_capability() is not None
 

@@ -21,51 +21,18 @@ from pathlib import Path
 from typing import Optional
 
 from llmdoctor import proc
-from llmdoctor.checks.cuda_knowledge import (
+from llmdoctor.checks.cuda_toolkit import wrapper_target
+from llmdoctor.knowledge.cuda import (
     arch_range,
+    fallback_window,
     first_release_for,
     known_broken,
     last_release_for,
+    parse_host_config,
     parse_version,
     text,
 )
-from llmdoctor.checks.cuda_toolkit import wrapper_target
 from llmdoctor.models import Check, Finding, FindingKind, ProbeContext, RuleContext, SmokeTest
-
-# CUDA (major, minor) -> (highest GCC major, accepted _MSC_VER [low, high)) when host_config.h is unreadable
-FALLBACK_WINDOWS = [
-    ((11, 7), (11, 8), 11, (1910, 1940)), ((12, 0), (12, 3), 12, (1910, 1940)),
-    ((12, 4), (12, 6), 13, (1910, 1950)), ((12, 8), (12, 9), 14, (1910, 1950)),
-    ((13, 0), (13, 1), 15, (1920, 1950)), ((13, 2), (13, 3), 15, (1920, 1960)),
-    ((13, 4), (13, 5), 16, (1920, 1960)),
-]
-
-
-def parse_host_config(content: str) -> dict:
-    """The host-compiler window a host_config.h enforces."""
-    window: dict = {}
-    gcc_rule = (r"#if\s+__GNUC__\s*>\s*(\d+)"
-                r"(?:\s*\|\|\s*\(__GNUC__\s*==\s*(\d+)\s*&&\s*__GNUC_MINOR__\s*>\s*(\d+)\))?")
-    match = re.search(gcc_rule, content)
-    if match:
-        window["gcc_max_major"] = int(match.group(1))
-        if match.group(2):
-            window["gcc_max_minor_of_next"] = (int(match.group(2)), int(match.group(3)))
-    match = re.search(r"_MSC_VER\s*<\s*(\d+)\s*\|\|\s*_MSC_VER\s*>=?\s*(\d+)", content)
-    if match:
-        window["msvc_min"], window["msvc_limit"] = int(match.group(1)), int(match.group(2))
-    match = re.search(r"unsupported clang version!.*?less than (\d+)", content)
-    if match:
-        window["clang_limit"] = int(match.group(1))
-    window["override_guard"] = "__NV_NO_HOST_COMPILER_CHECK" in content
-    return window
-
-
-def fallback_window(cuda: tuple) -> dict:
-    for low, high, gcc, msvc in FALLBACK_WINDOWS:
-        if low <= cuda <= high:
-            return {"gcc_max_major": gcc, "msvc_min": msvc[0], "msvc_limit": msvc[1], "source": "table"}
-    return {}
 
 
 def ccbin_from_flags(environ: dict) -> Optional[str]:
@@ -270,6 +237,8 @@ int main() {
 def smoke_nvcc(options: dict) -> dict:
     import time
 
+    from llmdoctor.checks.nvidia_driver import local_capability
+
     nvcc = shutil.which("nvcc")
     if not nvcc:
         return {"status": "skipped", "message": "nvcc is not on PATH"}
@@ -299,21 +268,9 @@ def smoke_nvcc(options: dict) -> dict:
                 "figures": {"compile_s": round(compile_s, 2), "arch": capability}}
 
 
-def local_capability() -> Optional[str]:
-    try:
-        import pynvml
-
-        from llmdoctor.checks.nvidia_driver import probe_nvml
-
-        gpus = probe_nvml(pynvml).get("gpus", [])
-    except Exception:  # noqa: BLE001 - no NVML means no GPU to run on
-        return None
-    return gpus[0].get("compute_capability") if gpus else None
-
-
 def _arch_findings(release: Optional[tuple], gpus: list) -> list:
     """Can this nvcc build for the GPUs here? Outside its range nvcc stops with "nvcc fatal :
-    Unsupported gpu architecture 'compute_XY'" (the table: ``cuda_knowledge.ARCH_RANGE``)."""
+    Unsupported gpu architecture 'compute_XY'" (the table: ``llmdoctor.knowledge.cuda.ARCH_RANGE``)."""
     supported = arch_range(release) if release else None
     if not supported:
         return []

@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Optional
 
-from llmdoctor.checks.cuda_knowledge import from_nvml, text
+from llmdoctor.knowledge.cuda import from_nvml, text
 from llmdoctor.models import Check, Finding, FindingKind, ProbeContext, RuleContext, SmokeTest
 
 WSL_LIB = "/usr/lib/wsl/lib"
@@ -115,16 +115,18 @@ def probe(context: ProbeContext) -> dict:
     return facts
 
 
+def local_capability() -> Optional[str]:
+    """The first GPU's compute capability ("8.9") from NVML, for smoke tests; None without one."""
+    try:
+        import pynvml
+
+        gpus = probe_nvml(pynvml).get("gpus", [])
+    except Exception:  # noqa: BLE001 - no NVML means no GPU to run on
+        return None
+    return gpus[0].get("compute_capability") if gpus else None
+
+
 # ----------------------------------------------------------------------------- rules
-
-
-def driver_max_cuda(all_facts: dict) -> Optional[tuple]:
-    """The highest CUDA the driver supports, from this check's facts (for other checks' rules)."""
-    return from_nvml((all_facts.get("nvidia-driver") or {}).get("cuda_driver_version"))
-
-
-def gpus(all_facts: dict) -> list:
-    return (all_facts.get("nvidia-driver") or {}).get("gpus", [])
 
 
 def rules(facts: dict, context: RuleContext) -> list:

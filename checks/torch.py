@@ -11,8 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from llmdoctor.checks.cuda_knowledge import driver_advice, driver_verdict, parse_version, text
-from llmdoctor.checks.nvidia_driver import driver_max_cuda, gpus
+from llmdoctor.knowledge.cuda import driver_advice, driver_max_cuda, driver_verdict, gpus, parse_version, text
 from llmdoctor.models import Check, Finding, FindingKind, ProbeContext, RuleContext, SmokeTest
 
 
@@ -170,7 +169,7 @@ print(json.dumps({"status": "pass" if ok else "fail",
 def smoke_torch_cuda(options: dict) -> dict:
     import sys
 
-    from llmdoctor.checks.nvcc import local_capability
+    from llmdoctor.checks.nvidia_driver import local_capability
     from llmdoctor.smoke import run_in_target
 
     python = options.get("python") or sys.executable

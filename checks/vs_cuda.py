@@ -29,8 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-from llmdoctor.checks.cuda_knowledge import parse_version, text
-from llmdoctor.checks.nvcc import fallback_window, parse_host_config
+from llmdoctor.knowledge.cuda import fallback_window, parse_host_config, parse_version, text
 from llmdoctor.models import Check, Finding, FindingKind, ProbeContext, RuleContext
 
 VSWHERE_ARGS = ("-all", "-products", "*", "-prerelease", "-format", "json", "-utf8")

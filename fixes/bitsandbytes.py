@@ -6,7 +6,7 @@ In order, each step only when a finding asks for it:
 2. unset a stale ``BNB_CUDA_VERSION`` where it is set (a startup-file line is commented
    out, the Windows user variable deleted; a conda env's variable is a manual step);
 3. install or upgrade to the newest known release that ships a library for torch's CUDA
-   and installs beside this torch and Python (``bnb_knowledge.release_for``); torch is
+   and installs beside this torch and Python (``llmdoctor.knowledge.bitsandbytes.release_for``); torch is
    pinned to its installed build on the same command line so pip cannot swap it;
 4. when the library's CUDA dependencies are on this machine but not on the loader's path,
    put their folders first on LD_LIBRARY_PATH (a marked startup-file block), installing
@@ -26,9 +26,9 @@ import shlex
 from typing import Optional
 
 from llmdoctor.actions import DeleteEnvVar, PipInstall, PipUninstall, ReplaceLine, SetShellBlock, WriteFile
-from llmdoctor.checks import bnb_knowledge as bnb
 from llmdoctor.checks.bitsandbytes import machine_view
-from llmdoctor.checks.cuda_knowledge import text
+from llmdoctor.knowledge import bitsandbytes as bnb
+from llmdoctor.knowledge.cuda import text
 from llmdoctor.models import Fix, FixContext, Plan
 from llmdoctor.shellenv import block_lines, new_terminal_reprobe, startup_file
 

@@ -13,10 +13,9 @@ import ntpath
 import os
 
 from llmdoctor.actions import BroadcastEnvironment, PrependPathEntry, SetEnvVar, SetShellBlock
-from llmdoctor.checks.cuda_knowledge import parse_version
 from llmdoctor.checks.cuda_toolkit import probe_toolkits, usable
 from llmdoctor.checks.nvcc import probe_nvcc
-from llmdoctor.checks.nvidia_driver import driver_max_cuda
+from llmdoctor.knowledge.cuda import driver_max_cuda, parse_version
 from llmdoctor.models import Fix, FixContext, Plan
 from llmdoctor.shellenv import block_lines, new_terminal_reprobe, startup_file
 

@@ -11,7 +11,7 @@ plan says to delete existing build folders. Undo restores the variable.
 from __future__ import annotations
 
 from llmdoctor.actions import BroadcastEnvironment, SetEnvVar
-from llmdoctor.checks.nvcc import FALLBACK_WINDOWS
+from llmdoctor.knowledge.cuda import FALLBACK_WINDOWS
 from llmdoctor.models import Fix, FixContext, Plan
 
 ALLOW_COMPILER = "-allow-unsupported-compiler"

@@ -14,8 +14,7 @@ import re
 from typing import Optional
 
 from llmdoctor.actions import PipInstall
-from llmdoctor.checks.cuda_knowledge import parse_version, text
-from llmdoctor.checks.nvidia_driver import driver_max_cuda, gpus
+from llmdoctor.knowledge.cuda import driver_max_cuda, gpus, parse_version, text
 from llmdoctor.models import Fix, FixContext, Plan
 
 INDEX = "https://download.pytorch.org/whl/{tag}"

@@ -2,7 +2,7 @@
 package with the native library files a real release ships (each a real ELF shared object
 built here with gcc), a ``torch/version.py`` of a given CUDA build, and the target-probe
 dict the check reads. Real releases' file lists come from their wheels (see
-``checks/bnb_knowledge.RELEASES``)."""
+``llmdoctor.knowledge.bitsandbytes.RELEASES``)."""
 
 from __future__ import annotations
 

@@ -15,9 +15,9 @@ from bnb_trees import SHIPPED, TORCH_BUILDS, compile_library, make_bitsandbytes,
 
 from llmdoctor.actions import PipInstall, PipUninstall, ReplaceLine, SetShellBlock, WriteFile
 from llmdoctor.checks import bitsandbytes, nvidia_driver
-from llmdoctor.checks import bnb_knowledge as bnb
 from llmdoctor.config import Config
 from llmdoctor.fixes import bitsandbytes as bnb_fix
+from llmdoctor.knowledge import bitsandbytes as bnb
 from llmdoctor.models import FixContext, RuleContext
 
 from gpu_fakes import RTX_4090, FakeNVML
@@ -114,7 +114,7 @@ UNSET = {
 
 
 def expected(version, cuda, override):
-    """What BNB_CUDA_VERSION does to UNSET's answer, per the rules in bnb_knowledge's docstring."""
+    """What BNB_CUDA_VERSION does to UNSET's answer, per the rules in llmdoctor.knowledge.bitsandbytes' docstring."""
     name, found = UNSET[(version, cuda)]
     if override is None or cuda is None:
         return name, found  # unset, or no GPU for torch: the variable is never read

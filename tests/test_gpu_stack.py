@@ -9,9 +9,9 @@ import shutil
 import pytest
 
 from llmdoctor.checks import cuda_toolkit, nvcc, nvidia_driver, torch
-from llmdoctor.checks.cuda_knowledge import driver_verdict, parse_version
 from llmdoctor.config import Config
 from llmdoctor.fixes import cuda_home, torch_cuda
+from llmdoctor.knowledge.cuda import driver_verdict, parse_version
 from llmdoctor.models import FixContext, RuleContext
 
 from gpu_fakes import RTX_3060, RTX_4090, FakeNVML, make_toolkit

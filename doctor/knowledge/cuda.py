@@ -119,3 +119,57 @@ def known_broken(release: tuple, compiler_kind: str, compiler_version: tuple) ->
         if kind == compiler_kind and first <= release[:2] <= last and majors[0] <= compiler_version[0] <= majors[1]:
             return fixed_in, symptom, sources
     return None
+
+
+# ----------------------------------------------------------------------------- host compilers
+# nvcc accepts the host compilers its include/crt/host_config.h allows ("unsupported GNU version!",
+# "unsupported Microsoft Visual Studio version!"); the table below was read from NVIDIA's own
+# host_config.h files and is used only when the toolkit's file cannot be read
+# (https://docs.nvidia.com/cuda/cuda-installation-guide-linux/#host-compiler-support-policy).
+# CUDA (major, minor) range -> (highest GCC major, accepted _MSC_VER [low, high))
+FALLBACK_WINDOWS = [
+    ((11, 7), (11, 8), 11, (1910, 1940)), ((12, 0), (12, 3), 12, (1910, 1940)),
+    ((12, 4), (12, 6), 13, (1910, 1950)), ((12, 8), (12, 9), 14, (1910, 1950)),
+    ((13, 0), (13, 1), 15, (1920, 1950)), ((13, 2), (13, 3), 15, (1920, 1960)),
+    ((13, 4), (13, 5), 16, (1920, 1960)),
+]
+
+
+def parse_host_config(content: str) -> dict:
+    """The host-compiler window a host_config.h enforces."""
+    window: dict = {}
+    gcc_rule = (r"#if\s+__GNUC__\s*>\s*(\d+)"
+                r"(?:\s*\|\|\s*\(__GNUC__\s*==\s*(\d+)\s*&&\s*__GNUC_MINOR__\s*>\s*(\d+)\))?")
+    match = re.search(gcc_rule, content)
+    if match:
+        window["gcc_max_major"] = int(match.group(1))
+        if match.group(2):
+            window["gcc_max_minor_of_next"] = (int(match.group(2)), int(match.group(3)))
+    match = re.search(r"_MSC_VER\s*<\s*(\d+)\s*\|\|\s*_MSC_VER\s*>=?\s*(\d+)", content)
+    if match:
+        window["msvc_min"], window["msvc_limit"] = int(match.group(1)), int(match.group(2))
+    match = re.search(r"unsupported clang version!.*?less than (\d+)", content)
+    if match:
+        window["clang_limit"] = int(match.group(1))
+    window["override_guard"] = "__NV_NO_HOST_COMPILER_CHECK" in content
+    return window
+
+
+def fallback_window(cuda: tuple) -> dict:
+    for low, high, gcc, msvc in FALLBACK_WINDOWS:
+        if low <= cuda <= high:
+            return {"gcc_max_major": gcc, "msvc_min": msvc[0], "msvc_limit": msvc[1], "source": "table"}
+    return {}
+
+
+# ----------------------------------------------------------------------------- the driver's facts
+# read by the rules of several checks and fixes from the nvidia-driver check's facts
+
+
+def driver_max_cuda(all_facts: dict) -> Optional[tuple]:
+    """The highest CUDA the driver supports, from this check's facts (for other checks' rules)."""
+    return from_nvml((all_facts.get("nvidia-driver") or {}).get("cuda_driver_version"))
+
+
+def gpus(all_facts: dict) -> list:
+    return (all_facts.get("nvidia-driver") or {}).get("gpus", [])
