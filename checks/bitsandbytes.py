@@ -24,6 +24,7 @@ from llmdoctor.checks.torch import probe_torch
 from llmdoctor.fileio import FileIOError, read_shell_lines
 from llmdoctor.knowledge import bitsandbytes as bnb
 from llmdoctor.knowledge.cuda import driver_max_cuda, driver_verdict, gpus, parse_version, text
+from llmdoctor.knowledge.shells import USER_STARTUP_FILES
 from llmdoctor.models import Check, Finding, FindingKind, ProbeContext, RuleContext, SmokeTest
 
 DEFAULT_LIBRARY_DIRS = ("/lib", "/usr/lib", "/lib64", "/usr/lib64", "/usr/lib/x86_64-linux-gnu",
@@ -124,16 +125,13 @@ def cudart_scan(environment: dict, version: str) -> dict:
             "others": [p for _, p in found[1:6]], "searched": searched[:50]}
 
 
-STARTUP_FILES = (".bashrc", ".bash_profile", ".profile", ".zshrc", ".zprofile", ".zshenv", ".config/fish/config.fish")
-
-
 def override_sources(environment: dict) -> list:
     """Where BNB_CUDA_VERSION is set: startup-file lines, and the conda env's own variables."""
     import json
 
     home = environment.get("HOME") or os.path.expanduser("~")
     sources = []
-    for relative in STARTUP_FILES:
+    for relative in USER_STARTUP_FILES:
         path = os.path.join(home, relative)
         try:
             lines = read_shell_lines(path, errors="surrogateescape")

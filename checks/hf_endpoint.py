@@ -30,9 +30,10 @@ from typing import Optional
 from urllib.parse import urlsplit
 
 from llmdoctor.fileio import FileIOError, read_shell_lines
+from llmdoctor.knowledge.hf import effective_endpoint, intended_endpoint, is_http_url
+from llmdoctor.knowledge.shells import USER_STARTUP_FILES
 from llmdoctor.models import Check, Finding, FindingKind, ProbeContext, RuleContext, SmokeTest
 
-DEFAULT_ENDPOINT = "https://huggingface.co"
 ENV_NAMES = ("HF_ENDPOINT", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_ENABLE_HF_TRANSFER",
              "HF_HUB_DISABLE_XET", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY",
              "no_proxy", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE")
@@ -52,11 +53,6 @@ def shell_word(text: str) -> str:
 SETTING = re.compile(r"^\s*(?:export\s+|set\s+-gx\s+|setenv\s+)?HF_ENDPOINT[=\s]\s*(.*)$")
 SHA = re.compile(r"^[0-9a-f]{40}$")
 LINK_URL = re.compile(r"<([^>]+)>")
-
-
-def effective_endpoint(value: Optional[str]) -> str:
-    """What huggingface_hub (0.28+) uses: the value with trailing slashes removed."""
-    return (value or DEFAULT_ENDPOINT).rstrip("/")
 
 
 # ----------------------------------------------------------------------------- probe
@@ -122,8 +118,7 @@ def _where_set(environ: dict) -> dict:
     """Where HF_ENDPOINT is persisted, so rules can tell who will see it."""
     places: dict = {"startup_files": []}
     home = Path(environ.get("HOME") or os.path.expanduser("~"))
-    for name in (".profile", ".bash_profile", ".bashrc", ".zshenv", ".zprofile", ".zshrc",
-                 ".config/fish/config.fish"):
+    for name in USER_STARTUP_FILES:
         path = home / name
         try:
             lines = read_shell_lines(path)
@@ -169,7 +164,7 @@ def probe_hf(environ: dict, settings: dict, timeout: float, offline: bool, hub_v
         "env": {k: environ[k] for k in ENV_NAMES if k in environ},
         "hub_version": hub_version,
         "persisted": _where_set(environ),
-        "endpoint": effective_endpoint(raw.strip().strip("'\"") if raw else None),
+        "endpoint": intended_endpoint(raw),
         "official_endpoint": settings["official_endpoint"].rstrip("/"),
         "repo": settings["repo"],
         "offline": offline,
@@ -181,19 +176,14 @@ def probe_hf(environ: dict, settings: dict, timeout: float, offline: bool, hub_v
         return facts
     verify = dict(repo=settings["repo"], small_file=settings["small_file"], large_file=settings["large_file"],
                   timeout=timeout, environ=environ)
-    if _usable_url(facts["endpoint"]):
+    if is_http_url(facts["endpoint"]):
         compare = facts["official_endpoint"] if facts["endpoint"] != facts["official_endpoint"] else None
         facts["network"] = verify_endpoint(facts["endpoint"], compare_with=compare, **verify)
         if "official" in facts["network"]:
             facts["official"] = facts["network"].pop("official")
     facts["candidates"] = [verify_endpoint(effective_endpoint(url), **verify) for url in candidates
-                           if _usable_url(effective_endpoint(url))]
+                           if is_http_url(effective_endpoint(url))]
     return facts
-
-
-def _usable_url(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def probe(context: ProbeContext) -> dict:
@@ -341,7 +331,7 @@ def rules(facts: dict, context: RuleContext) -> list:
     raw = env.get("HF_ENDPOINT")
     hub = facts.get("hub_version")
     saved = [p for p in (facts.get("persisted") or {}).get("startup_files", []) if p.get("managed")]
-    if raw is not None and saved and raw.strip().rstrip("/") != saved[-1]["value"].rstrip("/"):
+    if raw is not None and saved and intended_endpoint(raw) != intended_endpoint(saved[-1]["value"]):
         # a fix already saved the value for new terminals: this one is merely stale, no fix to repeat
         good = saved[-1]["value"]
         findings.append(Finding(
@@ -384,7 +374,7 @@ def rules(facts: dict, context: RuleContext) -> list:
     elif stored and raw is None:
         findings.append(Finding("hf-endpoint.not-in-this-shell", "info",
                                 f"HF_ENDPOINT={stored[0]} is saved but not set here: open a new terminal"))
-    elif raw and stored and raw.strip().rstrip("/") not in [s.rstrip("/") for s in stored]:
+    elif raw and stored and intended_endpoint(raw) not in [intended_endpoint(s) for s in stored]:
         findings.append(Finding("hf-endpoint.differs-from-saved", "warning",
                                 f"HF_ENDPOINT here ({raw}) differs from the saved value ({stored[0]})",
                                 "New terminals will use the saved one."))
@@ -418,8 +408,8 @@ def smoke_hf_endpoint(options: dict) -> dict:
     from llmdoctor.config import DEFAULT_HF
 
     environ = dict(os.environ)
-    endpoint = effective_endpoint((environ.get("HF_ENDPOINT") or "").strip().strip("'\"") or None)
-    if not _usable_url(endpoint):
+    endpoint = intended_endpoint(environ.get("HF_ENDPOINT"))
+    if not is_http_url(endpoint):
         return {"status": "fail", "message": f"HF_ENDPOINT={endpoint} is not a URL"}
     settings = {**DEFAULT_HF, **(options.get("hf") or {})}
     steps = verify_endpoint(endpoint, settings["repo"], settings["small_file"], settings["large_file"],

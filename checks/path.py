@@ -16,126 +16,32 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from llmdoctor.fileio import FileIOError, read_shell_lines
+from llmdoctor.knowledge.path_entries import (
+    entry_pattern,
+    home_spellings,
+    mentions_entry,
+    normalise_posix,
+    split_path,
+)
+from llmdoctor.knowledge.shells import SYSTEM_STARTUP_FILES, USER_STARTUP_FILES
+from llmdoctor.knowledge.windows import (
+    CMD_LINE_LIMIT,
+    CORE_MACHINE_VARIABLES,
+    CORE_USER_VARIABLES,
+    EDITOR_LIMIT,
+    PERCENT_REFERENCE,
+    SETX_LIMIT,
+    VARIABLE_LIMIT,
+    build_windows_path,
+    expand_windows,
+    find_ci,
+    get_ci,
+    normalise_windows,
+)
 from llmdoctor.models import Check, Finding, FindingKind, ProbeContext, RuleContext
 from llmdoctor.redact import REDACTED, is_secret_name
 
-# Windows limits: 32,767 per variable (https://learn.microsoft.com/windows/win32/api/processenv/
-# nf-processenv-setenvironmentvariablew); cmd.exe's 8,191-character line, %VAR% expansions
-# included (https://learn.microsoft.com/troubleshoot/windows-client/shell-experience/command-line-string-limitation)
-VARIABLE_LIMIT = 32_767  # characters per environment variable
-CMD_LINE_LIMIT = 8_191  # cmd.exe command line, %VAR% expansions included
-EDITOR_LIMIT = 2_047  # the environment editor's limit for one value
-SETX_LIMIT = 1_024  # setx silently truncates to this
-
-PERCENT_REFERENCE = re.compile(r"%([^%;]+)%")
-POSIX_STARTUP_FILES = (
-    ".profile", ".bash_profile", ".bash_login", ".bashrc", ".zshenv", ".zprofile", ".zshrc",
-    ".config/fish/config.fish",
-)
-SYSTEM_STARTUP_FILES = ("/etc/environment", "/etc/profile", "/etc/bash.bashrc", "/etc/zsh/zshenv")
-# Variables Windows defines before it reads the registry's environment ("core" variables)
-# The stages in which Windows builds a new process's environment (Raymond Chen, "What happens
-# if I define one environment variable in terms of the value of another environment variable?",
-# https://devblogs.microsoft.com/oldnewthing/20231212-00/?p=109137): core system variables;
-# system REG_SZ; system REG_EXPAND_SZ; core user variables; user REG_SZ; user REG_EXPAND_SZ;
-# account variables. A REG_EXPAND_SZ value sees only earlier stages. So a system Path entry
-# "%ProgramFiles%\..." stays literal (ProgramFiles is a core *user* variable), and %USERNAME%
-# never expands inside a registry value (an account variable, set last). windir is no core
-# variable at all: it is itself a system REG_EXPAND_SZ value ("%SystemRoot%"). The other
-# Program Files variables are set with ProgramFiles, in the core user stage.
-CORE_MACHINE_VARIABLES = ("ALLUSERSPROFILE", "ProgramData", "PUBLIC", "SystemDrive", "SystemRoot")
-CORE_USER_VARIABLES = (
-    "APPDATA", "COMPUTERNAME", "LOCALAPPDATA", "ProgramFiles", "ProgramFiles(x86)", "ProgramW6432",
-    "CommonProgramFiles", "CommonProgramFiles(x86)", "CommonProgramW6432", "USERPROFILE",
-)
-ACCOUNT_VARIABLES = ("USERDNSDOMAIN", "USERDOMAIN", "USERNAME")  # after every registry value is expanded
-
-
 # ----------------------------------------------------------------------------- helpers
-
-
-def split_path(value: str, separator: str) -> list:
-    return value.split(separator) if value else []
-
-
-def normalise_windows(entry: str) -> str:
-    """How Windows compares entries: case-insensitive, trailing backslash ignored."""
-    entry = entry.strip().strip('"').replace("/", "\\")
-    while len(entry) > 3 and entry.endswith("\\"):
-        entry = entry[:-1]
-    return entry.lower()
-
-
-def normalise_posix(entry: str) -> str:
-    return entry.rstrip("/") or "/"
-
-
-def expand_windows(value: str, variables: dict) -> str:
-    """ExpandEnvironmentStrings: one pass, unknown references left as they are."""
-    lookup = {k.lower(): v for k, v in variables.items()}
-
-    def replace(match: re.Match) -> str:
-        found = lookup.get(match.group(1).lower())
-        return found if found is not None else match.group(0)
-
-    return PERCENT_REFERENCE.sub(replace, value)
-
-
-def build_windows_path(registry: dict, core: dict) -> dict:
-    """The Path a new process gets, built in Windows' own order.
-
-    Order (Raymond Chen, "The Old New Thing", p=109137): core system variables; system
-    REG_SZ; system REG_EXPAND_SZ; core user variables; user REG_SZ; user REG_EXPAND_SZ.
-    A REG_EXPAND_SZ value sees only variables of an *earlier* step, and expansion goes one
-    level deep. The user Path is appended to the system Path.
-
-    Returns {"machine": expanded, "user": expanded, "merged": merged, "entries": [...]} where
-    each entry is {"raw", "expanded", "scope"}.
-    """
-    env: dict = {}
-    for name in CORE_MACHINE_VARIABLES:
-        if core.get(name):
-            env[name] = core[name]
-    machine = registry.get("machine", {})
-    user = registry.get("user", {})
-    for name, item in machine.items():
-        if item["type"] == "REG_SZ":
-            env[name] = item["value"]
-    before_machine_expand = dict(env)
-    for name, item in machine.items():
-        if item["type"] == "REG_EXPAND_SZ":
-            env[name] = expand_windows(item["value"], before_machine_expand)
-    for name in CORE_USER_VARIABLES:
-        if core.get(name):
-            env[name] = core[name]
-    for name, item in user.items():
-        if item["type"] == "REG_SZ" and name.lower() != "path":
-            env[name] = item["value"]
-    before_user_expand = dict(env)
-    built: dict = {"entries": []}
-    for scope, values, visible in (("machine", machine, before_machine_expand),
-                                   ("user", user, before_user_expand)):
-        item = get_ci(values, "Path")
-        parts = []
-        for raw in split_path(item["value"] if item else "", ";"):
-            # one raw part may expand to several entries (a %Path2% reference)
-            value = expand_windows(raw, visible) if item["type"] == "REG_EXPAND_SZ" else raw
-            for expanded in value.split(";"):
-                built["entries"].append({"raw": raw, "expanded": expanded, "scope": scope})
-                parts.append(expanded)
-        built[scope] = ";".join(parts)
-    built["merged"] = ";".join(v for v in (built["machine"], built["user"]) if v)
-    return built
-
-
-def find_ci(values: dict, name: str) -> Optional[str]:
-    """The key of ``values`` equal to ``name`` ignoring case, as Windows compares names."""
-    return next((key for key in values if key.lower() == name.lower()), None)
-
-
-def get_ci(values: dict, name: str):
-    key = find_ci(values, name)
-    return values[key] if key is not None else None
 
 
 # ----------------------------------------------------------------------------- probe
@@ -163,7 +69,7 @@ def _entry_facts(expanded: str, base: Optional[Callable] = None) -> dict:
 def _startup_sources(home: Path) -> list:
     """Lines of shell startup files that set PATH, so rules can say where an entry comes from."""
     sources = []
-    candidates = [home / name for name in POSIX_STARTUP_FILES] + [Path(p) for p in SYSTEM_STARTUP_FILES]
+    candidates = [home / name for name in USER_STARTUP_FILES] + [Path(p) for p in SYSTEM_STARTUP_FILES]
     for path in candidates:
         try:
             text_lines = read_shell_lines(path)
@@ -308,24 +214,6 @@ def _entry_list(items: list, limit: int = 12, render=None) -> str:
     if len(items) > limit:
         lines.append(f"  ... and {len(items) - limit} more")
     return "\n".join(lines)
-
-
-def entry_pattern(entry: str) -> re.Pattern:
-    """An entry as a whole word of a PATH assignment ('/usr/bin' is not in '/usr/bin/x')."""
-    return re.compile(r"(?<=[=:\"' ])" + re.escape(entry) + r"(?=$|[:\"' ;])")
-
-
-def mentions_entry(line: str, entry: str) -> bool:
-    return bool(entry) and "PATH" in line and bool(entry_pattern(entry).search(line))
-
-
-def home_spellings(entry: str, home: str) -> list:
-    """How a startup file may spell an entry under HOME: as is, $HOME/..., ${HOME}/..., ~/..."""
-    spellings = [entry]
-    if home and home != "/" and (entry == home or entry.startswith(home.rstrip("/") + "/")):
-        rest = entry[len(home.rstrip("/")):]
-        spellings += [prefix + rest for prefix in ("$HOME", "${HOME}", "~")]
-    return spellings
 
 
 def disabled_by_llmdoctor(entry: str, facts: dict, index: Optional[dict] = None) -> bool:

@@ -16,6 +16,7 @@ import os
 import shutil
 from typing import Optional
 
+from llmdoctor.knowledge.hf import DEFAULT_ENDPOINT, effective_endpoint
 from llmdoctor.knowledge.units import GB
 from llmdoctor.models import Check, Finding, FindingKind, ProbeContext, RuleContext
 
@@ -243,9 +244,9 @@ def _hf(require: dict, facts: dict, context: RuleContext) -> list:
     endpoint = (hf.get("endpoint") or "").rstrip("/")
     wanted = require.get("hf-endpoint")
     if wanted:
-        official = (hf.get("official_endpoint") or "https://huggingface.co").rstrip("/")
+        official = effective_endpoint(hf.get("official_endpoint"))
         target = official if wanted == "official" else wanted
-        officials = {official, "https://huggingface.co", ""}
+        officials = {official, DEFAULT_ENDPOINT, ""}
         if (endpoint not in officials) if wanted == "official" else (endpoint != target):
             findings.append(_unmet(
                 "hf-endpoint", f"downloads go to {endpoint or official}, the requirement is {target}",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from llmdoctor.errors import UserError
+from llmdoctor.knowledge.hf import DEFAULT_ENDPOINT
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -42,7 +43,7 @@ DEFAULT_HF = {
     "repo": "openai-community/gpt2",  # a public repository every mirror should serve
     "small_file": "config.json",
     "large_file": "model.safetensors",  # large files are where mirrors redirect to storage hosts
-    "official_endpoint": "https://huggingface.co",
+    "official_endpoint": DEFAULT_ENDPOINT,
     "mirrors": [],  # candidates for 'llmdoctor fix --hf-endpoint' when --mirror is not given
 }
 

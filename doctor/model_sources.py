@@ -350,4 +350,6 @@ def resolve(model: str, endpoint: str, timeout: float, offline: bool = False) ->
 
 def hub_endpoint(environ: Optional[dict] = None) -> str:
     environ = os.environ if environ is None else environ
-    return (environ.get("HF_ENDPOINT") or "https://huggingface.co").strip().strip("'\"").rstrip("/")
+    from llmdoctor.knowledge.hf import intended_endpoint
+
+    return intended_endpoint(environ.get("HF_ENDPOINT"))

@@ -21,7 +21,9 @@ def hf_endpoint_problem(environ: Optional[dict] = None, modules: Optional[dict] 
     constants = modules.get("huggingface_hub.constants")
     if constants is None:
         return None  # not imported yet: it will read the variable when it is
-    wanted = (environ.get("HF_ENDPOINT") or "https://huggingface.co").strip().rstrip("/")
+    from llmdoctor.knowledge.hf import intended_endpoint
+
+    wanted = intended_endpoint(environ.get("HF_ENDPOINT"))
     used = str(getattr(constants, "ENDPOINT", "")).rstrip("/")
     if used and used != wanted:
         return (f"HF_ENDPOINT is {wanted} but huggingface_hub, imported before it was set, uses {used}: "

@@ -282,7 +282,9 @@ def profile_from_snapshot(snapshot: dict, *, exact: bool = False, models: Option
     hf = facts.get("hf-endpoint") or {}
     endpoint = hf.get("endpoint")
     if isinstance(endpoint, str) and endpoint:
-        officials = {"https://huggingface.co", str(hf.get("official_endpoint") or "").rstrip("/")}
+        from llmdoctor.knowledge.hf import DEFAULT_ENDPOINT
+
+        officials = {DEFAULT_ENDPOINT, str(hf.get("official_endpoint") or "").rstrip("/")}
         require["hf-endpoint"] = "official" if endpoint.rstrip("/") in officials else endpoint.rstrip("/")
     if models:
         require["models"] = [{"name": name, "ctx": 8192, "on": "gpu" if gpus else "any"} for name in models]

@@ -16,12 +16,6 @@ from typing import Callable, Optional
 from llmdoctor.textedit import BEGIN, END, replace_block  # noqa: F401 - the block format lives there
 
 
-def startup_file(shell: str, home: str) -> str:
-    name = os.path.basename(shell or "")
-    relative = {"bash": ".bashrc", "zsh": ".zshrc", "fish": ".config/fish/config.fish"}.get(name, ".profile")
-    return os.path.join(home, relative)
-
-
 def _unsafe_character(value: str) -> Optional[str]:
     for character in value:
         code = ord(character)

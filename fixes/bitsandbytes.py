@@ -29,8 +29,9 @@ from llmdoctor.actions import DeleteEnvVar, PipInstall, PipUninstall, ReplaceLin
 from llmdoctor.checks.bitsandbytes import machine_view
 from llmdoctor.knowledge import bitsandbytes as bnb
 from llmdoctor.knowledge.cuda import text
+from llmdoctor.knowledge.shells import startup_file
 from llmdoctor.models import Fix, FixContext, Plan
-from llmdoctor.shellenv import block_lines, new_terminal_reprobe, startup_file
+from llmdoctor.shellenv import block_lines, new_terminal_reprobe
 
 REPOSITORY = "https://github.com/bitsandbytes-foundation/bitsandbytes.git"
 NEEDS_RELEASE = {"no-binary", "cpu-fallback", "windows-unsupported", "no-cpu-backend", "legacy-setup",

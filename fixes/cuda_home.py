@@ -16,8 +16,9 @@ from llmdoctor.actions import BroadcastEnvironment, PrependPathEntry, SetEnvVar,
 from llmdoctor.checks.cuda_toolkit import probe_toolkits, usable
 from llmdoctor.checks.nvcc import probe_nvcc
 from llmdoctor.knowledge.cuda import driver_max_cuda, parse_version
+from llmdoctor.knowledge.shells import startup_file
 from llmdoctor.models import Fix, FixContext, Plan
-from llmdoctor.shellenv import block_lines, new_terminal_reprobe, startup_file
+from llmdoctor.shellenv import block_lines, new_terminal_reprobe
 
 
 def choose_toolkit(facts: dict) -> tuple:

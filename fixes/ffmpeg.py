@@ -24,9 +24,10 @@ import os
 
 from llmdoctor.actions import BroadcastEnvironment, PipInstall, PrependPathEntry, RunCommand, SetShellBlock
 from llmdoctor.checks.ffmpeg import probe_ffmpeg
+from llmdoctor.knowledge.shells import startup_file
 from llmdoctor.models import Fix, FixContext, Plan
 from llmdoctor.package_install import MANAGERS, PackageInstall
-from llmdoctor.shellenv import block_lines, new_terminal_reprobe, startup_file
+from llmdoctor.shellenv import block_lines, new_terminal_reprobe
 
 USER_MANAGERS = ("brew", "scoop", "winget", "conda")
 SYSTEM_MANAGERS = ("apt-get", "dnf", "pacman", "zypper", "choco")

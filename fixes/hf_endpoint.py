@@ -16,8 +16,10 @@ from typing import Optional
 
 from llmdoctor.actions import BroadcastEnvironment, SetEnvVar, SetJsonValue, SetShellBlock
 from llmdoctor.checks.hf_endpoint import network_findings, probe_hf
+from llmdoctor.knowledge.hf import intended_endpoint, is_http_url
+from llmdoctor.knowledge.shells import startup_file
 from llmdoctor.models import Fix, FixContext, Plan
-from llmdoctor.shellenv import block_lines, new_terminal_reprobe, quote_for_shell, startup_file
+from llmdoctor.shellenv import block_lines, new_terminal_reprobe, quote_for_shell
 
 
 def candidates(options: dict, config, environ: Optional[dict] = None) -> list:
@@ -35,11 +37,8 @@ def candidates(options: dict, config, environ: Optional[dict] = None) -> list:
 
 def intended_url(value: str) -> Optional[str]:
     """``'https://m.example/'`` -> ``https://m.example``; None when already clean or no URL."""
-    from urllib.parse import urlsplit
-
-    cleaned = value.strip().strip("'\"").strip().rstrip("/")
-    parts = urlsplit(cleaned)
-    if cleaned == value or parts.scheme not in ("http", "https") or not parts.netloc:
+    cleaned = intended_endpoint(value)
+    if not value or cleaned == value or not is_http_url(cleaned):
         return None
     return cleaned
 

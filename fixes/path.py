@@ -24,19 +24,16 @@ import re
 from typing import Optional
 
 from llmdoctor.actions import BroadcastEnvironment, DeleteEnvVar, ReplaceLine, SetEnvVar
-from llmdoctor.checks.path import (
+from llmdoctor.checks.path import disabled_by_llmdoctor, probe_posix
+from llmdoctor.knowledge.path_entries import entry_pattern, mentions_entry, split_path
+from llmdoctor.knowledge.windows import (
     CORE_MACHINE_VARIABLES,
     CORE_USER_VARIABLES,
     EDITOR_LIMIT,
     PERCENT_REFERENCE,
-    disabled_by_llmdoctor,
-    entry_pattern,
     expand_windows,
     find_ci,
-    mentions_entry,
     normalise_windows,
-    probe_posix,
-    split_path,
 )
 from llmdoctor.models import Fix, FixContext, Plan
 from llmdoctor.shellenv import new_terminal_reprobe

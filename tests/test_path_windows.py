@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from llmdoctor.checks.path import EDITOR_LIMIT, build_windows_path, rules
+from llmdoctor.checks.path import rules
 from llmdoctor.executor import Executor
 from llmdoctor.fixes.path import plan_windows
 from llmdoctor.journal import JournalRecord
+from llmdoctor.knowledge.windows import EDITOR_LIMIT, build_windows_path
 from llmdoctor.models import RuleContext
 from llmdoctor.winenv import InMemoryRegistry
 

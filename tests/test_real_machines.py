@@ -408,7 +408,7 @@ def test_the_live_path_is_judged_against_the_registrys(cli):
 def test_the_expansion_model_follows_windows_own_stages():
     """Chen, The Old New Thing p=109137: ProgramFiles is a core *user* variable (a system Path
     cannot use it), USERNAME an account variable (no registry value can)."""
-    from llmdoctor.checks.path import build_windows_path
+    from llmdoctor.knowledge.windows import build_windows_path
 
     core = {"SystemRoot": "C:\\Windows", "ProgramFiles": "C:\\Program Files", "USERPROFILE": "C:\\Users\\ada",
             "USERNAME": "ada"}

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import ntpath
 
-from llmdoctor.checks.path import normalise_windows, probe_windows
+from llmdoctor.checks.path import probe_windows
+from llmdoctor.knowledge.windows import normalise_windows
 from llmdoctor.winenv import InMemoryRegistry
 
 CORE_ENV = {
