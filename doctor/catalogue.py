@@ -73,10 +73,12 @@ class Entry:
         return {**self.kind.to_json(), "check": self.check or None, "source": self.source}
 
 
-def entries(registry) -> dict:
-    """{id: Entry} of every declared kind: the engine's, then each loaded check's in report order."""
+def entries(registry, *, check_ids=None) -> dict:
+    """{id: Entry} of every declared kind: the engine's, then each check's in report order
+    (``check_ids``: only these checks', importing no other)."""
     found = {kind.id: Entry(kind) for kind in ENGINE_FINDINGS}
-    for check in sorted(registry.checks.values(), key=lambda c: (c.order, c.id)):
+    checks = [registry.checks[c] for c in (registry.checks if check_ids is None else check_ids)]
+    for check in sorted(checks, key=lambda c: (c.order, c.id)):
         source = registry.source_of("check", check.id).split(" ")[0]
         for kind in check.findings:
             found.setdefault(kind.id, Entry(kind, check.id, source))

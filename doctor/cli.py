@@ -22,8 +22,25 @@ from typing import List, Optional
 import typer
 
 from llmdoctor import __version__
-
-EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+from llmdoctor.cli_support import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    EXIT_USAGE,
+    Fail,
+    can_print_unicode,
+    err,
+    guarded,
+    load,
+    out,
+    requirements_from,
+    run_check,
+    selection,
+    split_ids,
+    target_and_how,
+    target_python,
+    use_color,
+    write_report,
+)
 
 app = typer.Typer(
     name="llmdoctor",
@@ -46,53 +63,6 @@ class Format(str, Enum):
     npd = "npd"
 
 
-class Fail(Exception):
-    """A one-line error for the user, with the exit code to leave with."""
-
-    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _out(text: str, *, styled: bool = False) -> None:
-    """Everything printed goes through the redactor: secrets never reach the terminal; and
-    control characters are shown, not sent (``styled`` output neutralised its data already
-    and keeps rich's own colour sequences)."""
-    from llmdoctor.redact import Redactor
-    from llmdoctor.render.safe_text import neutralise
-
-    text = Redactor.from_environment().text(text)
-    sys.stdout.write(text if styled else neutralise(text))
-    if not text.endswith("\n"):
-        sys.stdout.write("\n")
-    sys.stdout.flush()
-
-
-def _err(text: str) -> None:
-    from llmdoctor.redact import Redactor
-    from llmdoctor.render.safe_text import neutralise
-
-    sys.stderr.write(neutralise(Redactor.from_environment().text(text)).rstrip("\n") + "\n")
-
-
-def _color() -> bool:
-    """Colour on a terminal, unless NO_COLOR is set to anything (https://no-color.org)."""
-    try:
-        return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    except (ValueError, OSError):
-        return False
-
-
-def _ids(values: Optional[List[str]]) -> list:
-    ids = []
-    for value in values or []:
-        parts = [part.strip() for part in value.split(",") if part.strip()]
-        if not parts:
-            raise Fail(f"an empty list of ids ({value!r}): name at least one")
-        ids.extend(parts)
-    return ids
-
-
 def _version_callback(value: bool) -> None:
     if value:
         typer.echo(f"llmdoctor {__version__}")
@@ -105,77 +75,6 @@ def main_options(
                                  help="Show the version and exit."),
 ) -> None:
     """Find and fix what stops large language models from running on this machine."""
-
-
-def _load(config_path: Optional[Path] = None):
-    from llmdoctor.config import ConfigError, load_config
-    from llmdoctor.registry import load_registry
-    from llmdoctor.runner import nearest
-
-    registry, config = load_registry(), load_config(config_path)
-    for index, check_id in enumerate(config.skip):  # a misspelt id would silently skip nothing
-        if check_id not in registry.checks:
-            raise ConfigError(f"{config.source}: skip[{index}]: unknown check id {check_id[:100]!r}"
-                              f"{nearest(check_id, registry.checks)}")
-    _check_acknowledgements(registry, config)
-    return registry, config
-
-
-def _check_acknowledgements(registry, config) -> None:
-    """Each ``acknowledge`` id (a glob) must match a declared finding kind: a misspelt one would
-    excuse nothing, silently. Plugins' checks that declare no kinds are taken on trust."""
-    if not config.acknowledge:
-        return
-    from llmdoctor import catalogue
-    from llmdoctor.config import ConfigError
-    from llmdoctor.runner import nearest
-
-    areas = set(registry.checks) | {"plugins", "config"}
-    entries = catalogue.entries(registry)
-    for index, ack in enumerate(config.acknowledge):
-        where = f"{config.source}: acknowledge[{index}].id: {ack.id[:100]!r}"
-        area = ack.id.split(".", 1)[0]
-        if area and not any(ch in area for ch in "*?[") and area not in areas:
-            raise ConfigError(f"{where} names no check{nearest(area, areas)}")
-        check = registry.checks.get(area)
-        if check is not None and not check.findings:
-            continue
-        if catalogue.unknown_pattern(ack.id, entries, registry.checks):
-            raise ConfigError(f"{where} matches no known finding{catalogue.nearest_id(ack.id, entries)} "
-                              f"(llmdoctor explain --list)")
-
-
-def _selection(registry, config, only, skip) -> tuple:
-    """(the checks to run, {check: why it is skipped}) from --only, --skip and the configuration."""
-    from llmdoctor.runner import select_checks
-
-    only_ids, skip_ids = _ids(only), _ids(skip)
-    check_ids = select_checks(registry, only_ids, skip_ids)
-    skipped = {c: "skipped by --skip" for c in skip_ids}
-    for check_id in config.skip:
-        if check_id in check_ids and check_id not in only_ids:
-            skipped.setdefault(check_id, f"skipped by the configuration ({config.source})")
-    return check_ids, skipped
-
-
-def _requirements(path: Optional[Path], config) -> Optional[dict]:
-    """``--require FILE``, else the configuration's ``[require]``, else None."""
-    if path is not None:
-        from llmdoctor.requirements import load_file
-
-        return load_file(path)
-    return config.require
-
-
-def _python(python: Optional[str]) -> str:
-    return _target(python)[0]
-
-
-def _target(python: Optional[str]) -> tuple:
-    """(interpreter, how it was chosen); a --python that names nothing runnable is exit 2."""
-    from llmdoctor.target import choose_target
-
-    return choose_target(python)
 
 
 # ----------------------------------------------------------------------------- check
@@ -208,88 +107,9 @@ def check(
         None, "--require", help="A team's requirements file ([require] table) to judge this machine against."),
 ) -> None:
     """Diagnose this machine (or a snapshot) and report findings with the fixes for them."""
-    import time
-
-    from llmdoctor.runner import collect_live, diagnose
-    from llmdoctor.snapshot import load_snapshot
-
-    started = time.monotonic()
-    registry, config = _load()
-    check_ids, skipped = _selection(registry, config, only, skip)
-    if "model-fit" in check_ids and not models and not config.models:
-        skipped.setdefault("model-fit", "no model named (--model, or [[models]] in the configuration)")
-    requirements = _requirements(require, config)
-    if "require" in check_ids and not requirements:
-        skipped.setdefault("require", "no requirements (--require FILE, or [require] in the configuration)")
-    if requirements and config.require != requirements:
-        from dataclasses import replace
-
-        config = replace(config, require=requirements)  # a snapshot is judged against them too
-    if snapshot is not None:
-        data = load_snapshot(snapshot)
-    else:
-        to_probe = [c for c in check_ids if c not in skipped]
-        target, how = _target(python)
-        data = collect_live(registry, config, to_probe, target, offline,
-                            options={"models": list(models or []), "deep": deep, "require": requirements})
-        data["target_choice"] = {"python": target, "how": how}
-    diagnosis = diagnose(data, registry, config, check_ids, skipped, strict=strict)
-    fmt = Format.json if as_json else output_format
-    if fmt == Format.json:
-        text = json.dumps(diagnosis.to_json(), indent=2, ensure_ascii=False)
-    elif fmt == Format.markdown:
-        from llmdoctor.redact import SHARE_NOTE, share_scrubber
-        from llmdoctor.render.markdown import render_markdown
-
-        # pasted into public trackers: nothing that names the machine or its user, and it says so
-        heading, _, rest = share_scrubber()(render_markdown(diagnosis)).partition("\n")
-        text = f"{heading}\n\n_{SHARE_NOTE}_\n{rest}"
-    elif fmt == Format.prometheus:
-        from llmdoctor.redact import Redactor, home_scrubber
-        from llmdoctor.render.prometheus import render_prometheus
-
-        redactor, home = Redactor.from_environment(), home_scrubber()
-        text = render_prometheus(diagnosis, data.get("facts") or {}, duration_s=time.monotonic() - started,
-                                 timestamp=time.time(), scrub=lambda value: home(redactor.text(value)),
-                                 version=__version__)
-    elif fmt == Format.npd:
-        from llmdoctor.render.npd import render_npd
-
-        text = render_npd(diagnosis)
-    else:
-        from llmdoctor.render.text import render_diagnosis
-
-        color = _color() and output is None
-        text = render_diagnosis(diagnosis, verbose=verbose, color=color, ascii_only=not _can_print_unicode())
-        if output is None:
-            _out(text, styled=color)
-            raise typer.Exit(diagnosis.exit_code)
-    if output is not None:
-        _write_report(output, text)
-    else:
-        _out(text)
-    raise typer.Exit(diagnosis.exit_code)
-
-
-def _write_report(path: Path, text: str) -> None:
-    """All at once (a temporary file beside it, then a rename), redacted: a collector that
-    reads the file never sees half of it."""
-    from llmdoctor.fileio import FileIOError, atomic_write
-    from llmdoctor.redact import Redactor
-
-    if not text.endswith("\n"):
-        text += "\n"
-    try:
-        atomic_write(str(path), Redactor.from_environment().text(text).encode("utf-8", "backslashreplace"),
-                     inherit_owner=False)
-    except (FileIOError, OSError) as exc:
-        raise Fail(f"{path}: cannot write the report: {getattr(exc, 'strerror', None) or exc}",
-                   EXIT_PROBLEMS) from None
-
-
-def _can_print_unicode() -> bool:
-    encoding = (getattr(sys.stdout, "encoding", None) or "").lower()
-    return "utf" in encoding
+    raise typer.Exit(run_check(only=only, skip=skip, output_format=output_format.value, output=output,
+                               as_json=as_json, verbose=verbose, snapshot=snapshot, python=python, strict=strict,
+                               offline=offline, models=models, deep=deep, require=require))
 
 
 # ----------------------------------------------------------------------------- report
@@ -308,10 +128,10 @@ def report_command(
     from llmdoctor.fleet import build_report, load_fleet
     from llmdoctor.runner import diagnose
 
-    registry, config = _load()
+    registry, config = load()
     check_ids = sorted(registry.checks)
     skipped = {"model-fit": "not in a fleet report"}
-    requirements = _requirements(require, config)
+    requirements = requirements_from(require, config)
     if requirements:
         from dataclasses import replace
 
@@ -333,13 +153,13 @@ def report_command(
     if html_file is not None:
         from llmdoctor.render.fleet import render_html
 
-        _write_report(html_file, render_html(report))
+        write_report(html_file, render_html(report))
     if as_json:
-        _out(json.dumps(report, indent=2, ensure_ascii=False))
+        out(json.dumps(report, indent=2, ensure_ascii=False))
     else:
         from llmdoctor.render.fleet import render_text
 
-        _out(render_text(report))
+        out(render_text(report))
     raise typer.Exit(EXIT_PROBLEMS if report["with_errors"] else 0)
 
 
@@ -365,10 +185,10 @@ def slurm_health(
 
     if not 0 < timeout <= 3600:
         raise Fail("--timeout must be from 0 to 3600 seconds")
-    registry, config = _load()
-    check_ids, skipped = _selection(registry, config, only, skip)
+    registry, config = load()
+    check_ids, skipped = selection(registry, config, only, skip)
     skipped.setdefault("model-fit", "not on a health check")
-    requirements = _requirements(require, config)
+    requirements = requirements_from(require, config)
     if not requirements:
         skipped.setdefault("require", "no requirements (--require FILE, or [require] in the configuration)")
     elif config.require != requirements:
@@ -381,7 +201,7 @@ def slurm_health(
     def run() -> None:
         try:
             to_probe = [c for c in check_ids if c not in skipped]
-            target, _ = _target(None)
+            target, _ = target_and_how(None)
             data = collect_live(registry, config, to_probe, target, True, options={"require": requirements})
             outcome["diagnosis"] = diagnose(data, registry, config, check_ids, skipped)
         except BaseException as exc:  # noqa: BLE001 - reported below, in one line
@@ -403,9 +223,9 @@ def slurm_health(
         raise Fail(f"llmdoctor slurm-health: {exc}") from None
     said = slurm.command_line(name, decision)
     if decision.action == "none":
-        _out(f"llmdoctor slurm-health: {name}: {decision.reason}")
+        out(f"llmdoctor slurm-health: {name}: {decision.reason}")
     else:
-        _out(f"llmdoctor slurm-health: {name}: {'would run' if dry_run else 'ran'}: {said}")
+        out(f"llmdoctor slurm-health: {name}: {'would run' if dry_run else 'ran'}: {said}")
     raise typer.Exit(0 if decision.healthy else EXIT_PROBLEMS)
 
 
@@ -428,10 +248,10 @@ def collect(
     """Write this machine's facts as a redacted snapshot for 'check --snapshot'."""
     from llmdoctor.runner import collect_live, select_checks
 
-    registry, config = _load()
+    registry, config = load()
     import socket
 
-    data = collect_live(registry, config, select_checks(registry, _ids(only), []), _python(python), offline,
+    data = collect_live(registry, config, select_checks(registry, split_ids(only), []), target_python(python), offline,
                         with_target=True)
     # the machine's name in 'llmdoctor report': LLMDOCTOR_NODE_NAME where a pod's host name is
     # not its node's (Kubernetes' downward API sets it), else the short host name
@@ -448,7 +268,7 @@ def collect(
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", host) or "host"
         output = Path(str(output).replace("%N", safe).replace("%h", safe))
     if output is None:
-        _out(text)
+        out(text)
         return
     from llmdoctor.redact import Redactor
 
@@ -459,7 +279,7 @@ def collect(
         output.write_bytes((Redactor.from_environment().text(text) + "\n").encode("utf-8", "backslashreplace"))
     except OSError as exc:
         raise Fail(f"{output}: cannot write the snapshot: {exc.strerror or exc}", EXIT_PROBLEMS) from None
-    _err(f"wrote the snapshot of {len(data['facts'])} checks to {output}")
+    err(f"wrote the snapshot of {len(data['facts'])} checks to {output}")
 
 
 # ----------------------------------------------------------------------------- list
@@ -468,7 +288,7 @@ def collect(
 @app.command("list")
 def list_command(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """List the checks, fixes and smoke tests available, and where each comes from."""
-    registry, _ = _load()
+    registry, _ = load()
     checks = [{"id": c.id, "title": c.title, "source": registry.source_of("check", c.id),
                "smoke": [s.id for s in c.smoke]} for c in registry.checks.values()]
     fixes = [{"id": f.id, "title": f.title, "source": registry.source_of("fix", f.id),
@@ -479,7 +299,7 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Machine-rea
     errors = [{"group": e.group, "name": e.name, "source": e.source, "error": e.error}
               for e in registry.errors]
     if as_json:
-        _out(json.dumps({"checks": checks, "fixes": fixes, "load_errors": errors}, indent=2))
+        out(json.dumps({"checks": checks, "fixes": fixes, "load_errors": errors}, indent=2))
         return
     lines = ["Checks:"]
     lines += [f"  {c['id']:<16} {c['title']:<40} from {c['source']}" for c in checks]
@@ -494,7 +314,7 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Machine-rea
     lines.append("Smoke tests: " + (", ".join(smoke) or "none"))
     for e in errors:
         lines.append(f"  ! plugin {e['source']} ({e['group']} {e['name']}) failed to load: {e['error']}")
-    _out("\n".join(lines))
+    out("\n".join(lines))
 
 
 # ----------------------------------------------------------------------------- explain
@@ -519,23 +339,23 @@ def explain_command(
     registry = load_registry()
     entries = catalogue.entries(registry)
     if markdown:
-        _out(catalogue.render_markdown(entries))
+        out(catalogue.render_markdown(entries))
         return
     if list_all:
         if as_json:
-            _out(json.dumps({"findings": [e.to_json() for e in entries.values()]}, indent=2))
+            out(json.dumps({"findings": [e.to_json() for e in entries.values()]}, indent=2))
             return
         width = max(len(i) for i in entries) + 2
-        _out("\n".join(f"{e.kind.id:<{width}}{e.kind.severity:<9}{e.kind.summary}" for e in entries.values()))
+        out("\n".join(f"{e.kind.id:<{width}}{e.kind.severity:<9}{e.kind.summary}" for e in entries.values()))
         return
     entry = catalogue.lookup(finding_id.strip(), entries, registry.checks)
     if entry is None:
         raise Fail(f"unknown finding id {finding_id[:100]!r}{catalogue.nearest_id(finding_id, entries)} "
                    f"(llmdoctor explain --list shows them all)")
     if as_json:
-        _out(json.dumps({**entry.to_json(), "id": finding_id.strip(), "declared_as": entry.kind.id}, indent=2))
+        out(json.dumps({**entry.to_json(), "id": finding_id.strip(), "declared_as": entry.kind.id}, indent=2))
         return
-    _out(catalogue.render_text(entry, shown_id=finding_id.strip()))
+    out(catalogue.render_text(entry, shown_id=finding_id.strip()))
 
 
 # ----------------------------------------------------------------------------- fix
@@ -568,7 +388,7 @@ def fix(
             raise Fail("fixes change this machine and refuse snapshots; run 'llmdoctor check "
                        "--snapshot FILE' to diagnose one")
         requested.append(extra[2:] if extra.startswith("--") else extra)
-    registry, config = _load()
+    registry, config = load()
     if mirror is not None:
         from urllib.parse import urlsplit
 
@@ -577,7 +397,7 @@ def fix(
             bare = mirror.strip().strip("'\"").rstrip("/")
             raise Fail(f"--mirror {mirror}: not an http(s) URL; did you mean --mirror https://{bare.split('://')[-1]}?")
     options = {key: value for key, value in (("mirror", mirror), ("route", route)) if value}
-    requirements = _requirements(require, config)
+    requirements = requirements_from(require, config)
     if requirements:
         options["require"] = requirements
         if require is not None:
@@ -587,7 +407,7 @@ def fix(
         # a project's [require] does not decide a machine change on its own
         if endpoint and endpoint != "official" and not mirror and (require is not None or config.origin == "user"):
             options["mirror"] = endpoint
-    session = FixSession(registry=registry, config=config, python=_python(python), out=_out, yes=yes,
+    session = FixSession(registry=registry, config=config, python=target_python(python), out=out, yes=yes,
                          dry_run=dry_run, unsafe=unsafe, interactive=_stdin_is_terminal(), options=options)
     raise typer.Exit(run_fixes(session, requested=requested, apply_all=apply_all))
 
@@ -645,7 +465,7 @@ def fit_command(
     if "error" in described:  # an unreachable Hub is the network's fault, not a usage error
         raise Fail(described["error"], EXIT_PROBLEMS if described.get("unreachable") else EXIT_USAGE)
     if described.get("fallback"):
-        _err(f"llmdoctor: {described['fallback'].split(';')[0]}: estimating from the name")
+        err(f"llmdoctor: {described['fallback'].split(';')[0]}: estimating from the name")
     memory = machine_memory()
     if runtime == "ollama":  # ollama's own settings, where the user has made them
         ctx = ctx or _env_int("OLLAMA_CONTEXT_LENGTH")
@@ -669,11 +489,11 @@ def fit_command(
         data = report.to_json()
         if engine_result is not None:
             data["llama_cpp"] = engine_result
-        _out(json.dumps(data, indent=2))
+        out(json.dumps(data, indent=2))
         return
     from llmdoctor.render.fit import render_engine, render_fit
 
-    color = _color()
+    color = use_color()
     text = render_fit(report, color=color)
     if engine_result is not None:
         text += render_engine(engine_result, report)
@@ -682,7 +502,7 @@ def fit_command(
 
         Console(highlight=False, soft_wrap=True).print(text, end="")
     else:
-        _out(text)
+        out(text)
 
 
 def _tensor_split(text: Optional[str]) -> Optional[list]:
@@ -718,7 +538,7 @@ def require_command(
     """Write a requirements file that this (healthy) machine, or the one in a snapshot, meets."""
     from llmdoctor.requirements import profile_from_snapshot, to_toml
 
-    registry, config = _load()
+    registry, config = load()
     if source is not None:
         from llmdoctor.snapshot import load_snapshot
 
@@ -728,20 +548,20 @@ def require_command(
         from llmdoctor.runner import collect_live, select_checks
 
         checks = [c for c in select_checks(registry, [], []) if c not in ("require", "model-fit")]
-        data = collect_live(registry, config, checks, _python(python), offline=True, with_target=True)
+        data = collect_live(registry, config, checks, target_python(python), offline=True, with_target=True)
         where = "this machine"
     profile = profile_from_snapshot(data, exact=exact, models=[m.name for m in config.models])
     text = to_toml(profile, header=f"Requirements met by {where}, written by llmdoctor {__version__}.\n"
                                    "Check a machine with: llmdoctor check --require FILE; meet them with: "
                                    "llmdoctor fix --all --require FILE")
     if output is None:
-        _out(text)
+        out(text)
         return
     try:
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise Fail(f"{output}: cannot write: {exc.strerror or exc}", EXIT_PROBLEMS) from None
-    _err(f"wrote {len(profile)} kinds of requirement to {output}")
+    err(f"wrote {len(profile)} kinds of requirement to {output}")
 
 
 # ----------------------------------------------------------------------------- undo
@@ -756,7 +576,7 @@ def undo(
     """Restore the before-state of the last (or the named) applied fix."""
     from llmdoctor.fixing import run_undo
 
-    raise typer.Exit(run_undo(record_id, yes=yes, list_only=list_journal, out=_out,
+    raise typer.Exit(run_undo(record_id, yes=yes, list_only=list_journal, out=out,
                               interactive=_stdin_is_terminal()))
 
 
@@ -772,74 +592,30 @@ def smoke(
     """Run smoke tests, each in a subprocess with a timeout: pass, fail or skipped."""
     from llmdoctor.smoke import run_smoke_test
 
-    registry, _ = _load()
+    registry, _ = load()
     tests = registry.smoke_tests()
-    wanted = _ids(only)
+    wanted = split_ids(only)
     for test_id in wanted:
         if test_id not in tests:
             raise Fail(f"unknown smoke test {test_id!r} (known: {', '.join(sorted(tests))})")
-    target = _python(python)
+    target = target_python(python)
     results = [run_smoke_test(tests[t], {"python": target}) for t in sorted(tests)
                if not wanted or t in wanted]
     if as_json:
-        _out(json.dumps({"smoke": [r.to_json() for r in results]}, indent=2))
+        out(json.dumps({"smoke": [r.to_json() for r in results]}, indent=2))
     else:
-        marks = {"pass": "✓", "fail": "✗", "skipped": "-"} if _can_print_unicode() else \
+        marks = {"pass": "✓", "fail": "✗", "skipped": "-"} if can_print_unicode() else \
             {"pass": "OK", "fail": "X", "skipped": "-"}
-        _out("\n".join(f"[{marks[r.status]}] {r.id}: {r.message} ({r.duration_ms:.0f} ms)"
+        out("\n".join(f"[{marks[r.status]}] {r.id}: {r.message} ({r.duration_ms:.0f} ms)"
                        for r in results) or "no smoke tests")
     raise typer.Exit(EXIT_PROBLEMS if any(r.status == "fail" for r in results) else EXIT_OK)
 
 
 def main() -> None:
-    from llmdoctor.errors import UserError
-
-    for name, mode in (("stdin", "r"), ("stdout", "w"), ("stderr", "w")):
-        if getattr(sys, name) is None:  # started with a closed stream (>&-): as if /dev/null
-            setattr(sys, name, open(os.devnull, mode))  # noqa: SIM115 - lives as long as the process
-    for stream in (sys.stdout, sys.stderr):  # odd bytes in PATH must not crash the report
-        try:
-            stream.reconfigure(errors="backslashreplace")
-        except (AttributeError, ValueError):
-            pass
-    try:
-        # without standalone mode click hands typer.Exit's code back as the return value
-        code = app(standalone_mode=False)
-        sys.exit(code if isinstance(code, int) else EXIT_OK)
-    except typer.Exit as done:
-        sys.exit(done.exit_code)
-    except UserError as exc:
-        _err(f"llmdoctor: error: {exc}")
-        sys.exit(EXIT_USAGE)
-    except Fail as exc:
-        _err(f"llmdoctor: error: {exc}")
-        sys.exit(exc.code)
-    except KeyboardInterrupt:
-        _err("llmdoctor: interrupted")
-        sys.exit(130)
-    except BrokenPipeError:  # the reader went away (| head): nothing more to say
-        try:
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the interpreter's final flush is quiet
-        except OSError:
-            pass
-        sys.exit(EXIT_PROBLEMS)
-    except Exception as exc:  # click's usage errors and anything unforeseen: one line, no traceback
-        _handle_other(exc)
-
-
-def _handle_other(exc: Exception) -> None:
-    # click's exceptions, whether typer vendors click (0.2x) or depends on it (older typer)
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    if "Abort" in names:
-        _err("llmdoctor: aborted")
-        sys.exit(EXIT_PROBLEMS)
-    if "ClickException" in names:
-        hint = " (see 'llmdoctor --help')"
-        _err(f"llmdoctor: error: {exc.format_message()}{hint if 'UsageError' in names else ''}")
-        sys.exit(EXIT_USAGE if "UsageError" in names else getattr(exc, "exit_code", 1))
-    _err(f"llmdoctor: internal error: {type(exc).__name__}: {exc} "
-         "(please report it with 'llmdoctor collect' output)")
-    sys.exit(3)
+    """The typer application as the whole program (``llmdoctor.entry.main`` comes here for all
+    but the fast paths)."""
+    # without standalone mode click hands typer.Exit's code back as the return value
+    guarded(lambda: app(standalone_mode=False))
 
 
 if __name__ == "__main__":

@@ -45,15 +45,16 @@ def nearest(word: str, known) -> str:
 
 
 def select_checks(registry: Registry, only: list, skip: list) -> list:
-    known = set(registry.checks)
+    """The checks to run, in report order: ``only`` (imported alone), else every check."""
     for check_id in list(only) + list(skip):
-        if check_id not in known:
+        if check_id not in registry.checks:  # built-in ids are known without scanning for plugins
+            known = set(registry.checks)
             raise UsageError(
                 f"unknown check id {check_id[:100]!r}{nearest(check_id, known)} "
                 f"(known: {', '.join(sorted(known)) or 'none'})"
             )
-    ordered = sorted(known, key=lambda c: (registry.checks[c].order, c))
-    return [c for c in ordered if not only or c in only]
+    chosen = list(dict.fromkeys(only)) if only else list(registry.checks)
+    return sorted(chosen, key=lambda c: (registry.checks[c].order, c))
 
 
 class _ProbeThread(threading.Thread):

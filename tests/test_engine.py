@@ -16,11 +16,7 @@ from llmdoctor.runner import collect, diagnose
 
 
 def _registry(*checks) -> Registry:
-    registry = Registry()
-    for check in checks:
-        registry.checks[check.id] = check
-        registry.sources[("check", check.id)] = "tests"
-    return registry
+    return Registry.of(checks=checks)
 
 
 def _run(registry, strict=False):

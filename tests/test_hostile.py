@@ -345,13 +345,13 @@ def test_escape_sequences_from_a_snapshot_never_reach_the_terminal(cli, tmp_path
 
 
 def test_no_color_is_honoured(monkeypatch):
-    from llmdoctor import cli as cli_module
+    from llmdoctor import cli_support
 
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
-    assert cli_module._color() is False
+    assert cli_support.use_color() is False
     monkeypatch.delenv("NO_COLOR")
-    assert cli_module._color() is True
+    assert cli_support.use_color() is True
 
 
 # ----------------------------------------------------------------------------- edits that do what they show
