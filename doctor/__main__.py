@@ -1,6 +1,6 @@
 """``python -m llmdoctor``: the same as the ``llmdoctor`` command."""
 
-from llmdoctor.cli import main
+from llmdoctor.entry import main
 
 if __name__ == "__main__":
     main()
