@@ -331,7 +331,7 @@ def rules(facts: dict, context: RuleContext) -> list:
     raw = env.get("HF_ENDPOINT")
     hub = facts.get("hub_version")
     saved = [p for p in (facts.get("persisted") or {}).get("startup_files", []) if p.get("managed")]
-    if raw is not None and saved and intended_endpoint(raw) != intended_endpoint(saved[-1]["value"]):
+    if raw is not None and saved and effective_endpoint(raw.strip()) != effective_endpoint(saved[-1]["value"]):
         # a fix already saved the value for new terminals: this one is merely stale, no fix to repeat
         good = saved[-1]["value"]
         findings.append(Finding(
@@ -374,7 +374,7 @@ def rules(facts: dict, context: RuleContext) -> list:
     elif stored and raw is None:
         findings.append(Finding("hf-endpoint.not-in-this-shell", "info",
                                 f"HF_ENDPOINT={stored[0]} is saved but not set here: open a new terminal"))
-    elif raw and stored and intended_endpoint(raw) not in [intended_endpoint(s) for s in stored]:
+    elif raw and stored and effective_endpoint(raw.strip()) not in [effective_endpoint(s) for s in stored]:
         findings.append(Finding("hf-endpoint.differs-from-saved", "warning",
                                 f"HF_ENDPOINT here ({raw}) differs from the saved value ({stored[0]})",
                                 "New terminals will use the saved one."))

@@ -8,7 +8,6 @@ application on top of it.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -233,6 +232,14 @@ def run_check(*, only: Optional[list] = None, skip: Optional[list] = None, outpu
 
     started = time.monotonic()
     registry, config = load()
+    target_started = None
+    if snapshot is None and not only:
+        # every check runs, and most read the target interpreter: start it now, so that it starts
+        # while the checks are imported rather than after
+        from llmdoctor.target import start_probe
+
+        target, how = target_and_how(python)
+        target_started = start_probe(target, timeout=float(config.threshold("probe_timeout_s")) * 2)
     check_ids, skipped = selection(registry, config, only, skip)
     if "model-fit" in check_ids and not models and not config.models:
         skipped.setdefault("model-fit", "no model named (--model, or [[models]] in the configuration)")
@@ -247,13 +254,17 @@ def run_check(*, only: Optional[list] = None, skip: Optional[list] = None, outpu
         data = load_snapshot(snapshot)
     else:
         to_probe = [c for c in check_ids if c not in skipped]
-        target, how = target_and_how(python)
+        if target_started is None:
+            target, how = target_and_how(python)
         data = collect_live(registry, config, to_probe, target, offline,
-                            options={"models": list(models or []), "deep": deep, "require": requirements})
+                            options={"models": list(models or []), "deep": deep, "require": requirements},
+                            target_started=target_started)
         data["target_choice"] = {"python": target, "how": how}
     diagnosis = diagnose(data, registry, config, check_ids, skipped, strict=strict)
     fmt = "json" if as_json else str(getattr(output_format, "value", output_format))
     if fmt == "json":
+        import json
+
         text = json.dumps(diagnosis.to_json(), indent=2, ensure_ascii=False)
     elif fmt == "markdown":
         from llmdoctor.redact import SHARE_NOTE, share_scrubber

@@ -18,11 +18,6 @@ from typing import Any, Optional
 from llmdoctor.errors import UserError
 from llmdoctor.knowledge.hf import DEFAULT_ENDPOINT
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised under Python < 3.11
-    import tomli as tomllib
-
 
 class ConfigError(UserError):
     """A configuration file is malformed or has a bad key."""
@@ -87,6 +82,9 @@ def user_config_file() -> Path:
     override = os.environ.get("LLMDOCTOR_CONFIG_DIR")
     if override:
         return Path(override) / "config.toml"
+    if sys.platform.startswith("linux"):  # what platformdirs says there, without importing it (7 ms)
+        base = os.environ.get("XDG_CONFIG_HOME", "").strip() or os.path.expanduser("~/.config")
+        return Path(base) / "llmdoctor" / "config.toml"
     from platformdirs import user_config_dir
 
     return Path(user_config_dir("llmdoctor", appauthor=False)) / "config.toml"
@@ -112,6 +110,11 @@ def find_config_file(cwd: Optional[Path] = None) -> tuple:
 
 def read_toml(path: Path, error: type = None) -> dict:
     """A TOML file's tables; any problem is one ``error`` (default :class:`ConfigError`) naming it."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised under Python < 3.11
+        import tomli as tomllib
+
     error = error or ConfigError
     try:
         with open(path, "rb") as handle:

@@ -18,9 +18,7 @@ This module touches the file system; only the executor and probes use it.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import secrets
 import stat
 from pathlib import Path
 from typing import Optional
@@ -65,6 +63,8 @@ def newline_of(text: str) -> str:
 
 
 def sha256(data: Optional[bytes]) -> Optional[str]:
+    import hashlib
+
     return None if data is None else hashlib.sha256(data).hexdigest()
 
 
@@ -100,7 +100,7 @@ def read_existing(path: str, limit: int = MAX_EDIT_BYTES) -> Optional[bytes]:
 def temporary_name(target: str) -> str:
     """A fresh, unguessable name beside ``target`` for an atomic write."""
     folder, name = os.path.split(target)
-    return os.path.join(folder, f".{name}.llmdoctor-{secrets.token_hex(6)}.tmp")
+    return os.path.join(folder, f".{name}.llmdoctor-{os.urandom(6).hex()}.tmp")
 
 
 def _write_new(path: str, data: bytes, mode: int) -> None:

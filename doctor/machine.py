@@ -7,7 +7,6 @@ from a Linux one wherever they run.
 from __future__ import annotations
 
 import os
-import platform
 import sys
 
 
@@ -52,13 +51,22 @@ def system_name() -> str:
     return sys.platform
 
 
+def _uname() -> dict:
+    """The kernel's release, version and machine, as ``platform`` reports them (os.uname on
+    POSIX: the same values, without importing platform)."""
+    if hasattr(os, "uname"):
+        name = os.uname()
+        return {"release": name.release, "version": name.version, "machine": name.machine}
+    import platform
+
+    return {"release": platform.release(), "version": platform.version(), "machine": platform.machine()}
+
+
 def probe_platform() -> dict:
     return {
         "system": system_name(),
-        "release": platform.release(),
-        "version": platform.version(),
-        "machine": platform.machine(),
-        "python": platform.python_version(),
+        **_uname(),
+        "python": sys.version.split()[0],  # what platform.python_version() reads
         "python_executable": sys.executable,
         "is_admin": _is_admin(),
         "wsl": _is_wsl(),

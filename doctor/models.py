@@ -77,6 +77,8 @@ class ProbeContext:
     config: Any = None  # llmdoctor.config.Config
     timeout: float = 5.0
     options: dict = field(default_factory=dict)  # set by fixes, e.g. {"hf_candidates": [url]}
+    # the target's probe, already started (``llmdoctor.target.start_probe``) by a run that needs it
+    target_started: Any = None
     _target: _Once = field(default_factory=_Once, repr=False, compare=False)
 
     def target(self) -> dict:
@@ -84,9 +86,12 @@ class ProbeContext:
         starting another Python costs a tenth of a second that most checks do not need."""
         with self._target.lock:
             if self._target.value is None:
-                from llmdoctor.target import probe_target
+                if self.target_started is not None and self.target_started.python == self.python:
+                    self._target.value = self.target_started.result()
+                else:
+                    from llmdoctor.target import probe_target
 
-                self._target.value = probe_target(self.python, timeout=self.timeout * 2)
+                    self._target.value = probe_target(self.python, timeout=self.timeout * 2)
             return self._target.value
 
     def target_if_probed(self) -> Optional[dict]:

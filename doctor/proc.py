@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import atexit
 import os
-import secrets
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -52,7 +50,7 @@ class ToolResult:
 
 MAX_OUTPUT = 4 * 1024 * 1024
 RUN_TOKEN_VARIABLE = "LLMDOCTOR_RUN"
-_RUN_TOKEN = secrets.token_hex(8)
+_RUN_TOKEN = os.urandom(8).hex()
 _live: set = set()  # tokens of tools still running, for the exit handler
 _live_lock = threading.Lock()
 
@@ -157,7 +155,7 @@ def run(
         result.error = "empty command"
         return result
     started = time.monotonic()
-    token = f"{_RUN_TOKEN}-{secrets.token_hex(4)}"
+    token = f"{_RUN_TOKEN}-{os.urandom(4).hex()}"
     environment = dict(os.environ if env is None else env)
     environment[RUN_TOKEN_VARIABLE] = token
     kwargs: dict = {}
@@ -234,6 +232,8 @@ def run_python(argv: Sequence[str], timeout: float, env: Optional[dict] = None,
     """Run an interpreter (``argv[0]``) in a private, empty working folder: a ``json.py``
     planted in the folder llmdoctor was started in, or in the shared temp folder, is never
     on its ``sys.path``."""
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="llmdoctor-") as folder:
         return run(argv, timeout, env=env, cwd=folder, max_output=max_output)
 

@@ -11,7 +11,6 @@ import fnmatch
 import os
 import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -130,7 +129,8 @@ def with_requirements(registry: Registry, check_ids: list) -> list:
 
 
 def collect_live(registry: Registry, config: Config, check_ids: list, python: str,
-                 offline: bool = False, with_target: bool = False, options: Optional[dict] = None) -> dict:
+                 offline: bool = False, with_target: bool = False, options: Optional[dict] = None,
+                 *, target_started=None) -> dict:
     """``collect`` for this machine with the configuration's timeouts and redaction; the
     checks that ``check_ids`` require are probed too (their findings are not reported unless
     they were asked for).
@@ -141,7 +141,8 @@ def collect_live(registry: Registry, config: Config, check_ids: list, python: st
     check_ids = with_requirements(registry, check_ids)
     offline = offline or os.environ.get("LLMDOCTOR_OFFLINE", "").lower() in ("1", "true", "yes")
     context = ProbeContext(python=python, offline=offline, config=config,
-                           timeout=float(config.threshold("probe_timeout_s")), options=dict(options or {}))
+                           timeout=float(config.threshold("probe_timeout_s")), options=dict(options or {}),
+                           target_started=target_started)
     return collect(registry, check_ids, context, Redactor.from_environment(), with_target=with_target)
 
 
@@ -277,6 +278,8 @@ def run_rules(check, facts: dict, context: RuleContext, *, from_file: bool = Fal
                         + (f" at {trail[0]}" if trail[0] else "") + f" ({type(exc).__name__}: {str(exc)[:200]})",
                 details="The snapshot was edited, damaged, or written by an llmdoctor whose facts differ; "
                         "the other checks were judged.", facts={"check": check.id, "field": trail[0]})]
+        import traceback
+
         return [Finding(
             id=f"{check.id}.rules-failed",
             severity="error",

@@ -7,9 +7,8 @@ this machine.
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import re
+import time
 from pathlib import Path
 
 from llmdoctor import __version__
@@ -30,7 +29,7 @@ def new_snapshot(platform: dict, target: dict, facts: dict, probe_meta: dict) ->
         "schema": SCHEMA,
         "kind": "llmdoctor-snapshot",
         "llmdoctor_version": __version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),  # UTC, ISO 8601
         "platform": platform,
         "target": target,
         "facts": facts,
@@ -39,6 +38,8 @@ def new_snapshot(platform: dict, target: dict, facts: dict, probe_meta: dict) ->
 
 
 def write_snapshot(snapshot: dict, path: Path) -> None:
+    import json
+
     text = json.dumps(snapshot, indent=2, sort_keys=True, ensure_ascii=False)
     # bytes that were not UTF-8 (in PATH, say) are lone surrogates here; backslashreplace
     # writes them as \udcXX, which is the same string again in JSON
@@ -63,6 +64,8 @@ def load_snapshot(path: Path) -> dict:
         text = raw.decode("utf-8")
         if _nesting(text) > MAX_NESTING:
             raise SnapshotError(f"{path}: not a snapshot (nested more than {MAX_NESTING} levels deep)")
+        import json
+
         data = json.loads(text)
     except UnicodeDecodeError:
         raise SnapshotError(f"{path}: not a snapshot (not UTF-8 text)") from None

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from llmdoctor import proc
 from llmdoctor.errors import UserError
 
 # Runs inside the target interpreter (any Python 3.7+): versions from metadata, no imports
@@ -178,6 +177,8 @@ def interpreter_in(prefix: Path) -> Optional[Path]:
 def probe_target(python: str, timeout: float = 10.0) -> dict:
     # no -I: the user site and PYTHONPATH are part of what the user's programs see; a
     # private, empty working folder keeps planted files (./json.py, /tmp/json.py) from running
+    from llmdoctor import proc
+
     result = proc.run_python([python, "-c", PROBE_SCRIPT], timeout=timeout, max_output=8 * 1024 * 1024)
     if result.truncated:
         return {"requested": python, "error": "the target interpreter printed more than 8 MiB; it was cut off"}
@@ -190,3 +191,30 @@ def probe_target(python: str, timeout: float = 10.0) -> dict:
         return {"requested": python, "error": "the target interpreter printed no JSON"}
     data["requested"] = python
     return data
+
+
+class StartedProbe:
+    """The target's probe running in a thread from the start of a run, so that starting the other
+    interpreter overlaps with importing the checks; ``result()`` waits for it."""
+
+    def __init__(self, python: str, timeout: float) -> None:
+        import threading
+
+        self.python = python
+        self._value: Optional[dict] = None
+        self._thread = threading.Thread(target=self._run, args=(timeout,), name="probe-target", daemon=True)
+        self._thread.start()
+
+    def _run(self, timeout: float) -> None:
+        try:
+            self._value = probe_target(self.python, timeout=timeout)
+        except Exception as exc:  # noqa: BLE001 - a probe reports, never raises
+            self._value = {"requested": self.python, "error": f"{type(exc).__name__}: {exc}"}
+
+    def result(self) -> dict:
+        self._thread.join()
+        return self._value or {"requested": self.python, "error": "target probe did not finish"}
+
+
+def start_probe(python: str, *, timeout: float) -> StartedProbe:
+    return StartedProbe(python, timeout)

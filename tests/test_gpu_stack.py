@@ -3,6 +3,7 @@ the smoke tests that can run here (nvcc compiles for real against /usr/local/cud
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -347,3 +348,24 @@ def test_broken_driver_is_shown_once_as_the_root_cause(tmp_path):
     text = render_diagnosis(diagnosis)
     assert "which causes: torch 2.6.0+cu124 cannot use the GPU" in text
     assert "a consequence of nvidia-driver.nvml-error, shown above" in text
+
+
+def test_without_libnvidia_ml_the_probe_says_what_pynvml_says_without_importing_it():
+    """This machine has no NVIDIA driver: the probe's shortcut must equal pynvml's own answer."""
+    import subprocess
+    import sys
+
+    code = ("import json, sys\n"
+            "from llmdoctor.checks import nvidia_driver\n"
+            "from llmdoctor.models import ProbeContext\n"
+            "facts = nvidia_driver.probe(ProbeContext(python=sys.executable))\n"
+            "imported = 'pynvml' in sys.modules\n"
+            "import pynvml\n"
+            "print(json.dumps({'facts': facts, 'imported': imported,\n"
+            "                  'pynvml': nvidia_driver.probe_nvml(pynvml)}))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    data = json.loads(result.stdout)
+    if data["pynvml"]["nvml"] != "library-not-found":
+        pytest.skip("this machine has libnvidia-ml")
+    assert not data["imported"]
+    assert {k: data["facts"][k] for k in data["pynvml"]} == data["pynvml"]

@@ -105,3 +105,61 @@ def test_plugin_autoload_can_be_switched_off(plugin_venv):
     data = json.loads(listing.stdout)
     ids = {c["id"] for c in data["checks"]}
     assert "gpu-fan" not in ids and {"path", "disk"} <= ids and not data["load_errors"]
+
+
+LATE_PYPROJECT = """\
+[build-system]
+requires = ["setuptools>=64"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "llmdoctor-late-plugin"
+version = "1.0"
+
+[tool.setuptools]
+py-modules = ["llmdoctor_late"]
+
+[project.entry-points."llmdoctor.checks"]
+late = "llmdoctor_late:CHECK"
+"""
+
+LATE_MODULE = '''\
+from llmdoctor.models import Check
+
+CHECK = Check(id="late", title="Installed later", probe=lambda context: {}, rules=lambda facts, context: [])
+'''
+
+SCAN_PROBE = """
+import json, sys
+from llmdoctor.registry import load_registry
+registry = load_registry()
+ids = sorted(registry.checks)
+print(json.dumps({"ids": ids, "scanned": "importlib.metadata" in sys.modules}))
+"""
+
+
+def test_the_plugin_cache_follows_installs_and_removals(plugin_venv, tmp_path):
+    def look() -> dict:
+        result = subprocess.run([str(plugin_venv), "-c", SCAN_PROBE], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    first, second = look(), look()
+    assert "gpu-fan" in first["ids"] and "late" not in first["ids"]
+    assert first["scanned"] and not second["scanned"] and second["ids"] == first["ids"]  # the cache answered
+    package = tmp_path / "late"
+    package.mkdir()
+    (package / "pyproject.toml").write_text(LATE_PYPROJECT)
+    (package / "llmdoctor_late.py").write_text(LATE_MODULE)
+    pip = [sys.executable, "-m", "pip", "--python", str(plugin_venv)]
+    installed = subprocess.run([*pip, "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
+                                str(package)], capture_output=True, text=True, timeout=300)
+    assert installed.returncode == 0, installed.stderr
+    try:
+        after_install = look()
+        assert "late" in after_install["ids"] and after_install["scanned"]
+    finally:
+        removed = subprocess.run([*pip, "uninstall", "--yes", "llmdoctor-late-plugin"], capture_output=True,
+                                 text=True, timeout=300)
+        assert removed.returncode == 0, removed.stderr
+    assert "late" not in look()["ids"]

@@ -11,7 +11,6 @@ without them.
 from __future__ import annotations
 
 from typing import Optional
-from urllib.parse import urlsplit
 
 __all__ = ["DEFAULT_ENDPOINT", "effective_endpoint", "intended_endpoint", "is_http_url"]
 
@@ -30,5 +29,7 @@ def intended_endpoint(value: Optional[str]) -> str:
 
 def is_http_url(value: str) -> bool:
     """An http(s) URL with a host: the only kind of endpoint huggingface_hub can use."""
+    from urllib.parse import urlsplit
+
     parts = urlsplit(value)
     return parts.scheme in ("http", "https") and bool(parts.netloc)

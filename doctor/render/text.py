@@ -5,7 +5,6 @@ them, and a summary line. ``-v`` adds details and the facts behind each finding.
 from __future__ import annotations
 
 import io
-import json
 import re
 
 GLYPHS = {"ok": ("✓", "green"), "info": ("•", "cyan"), "warning": ("!", "yellow"),
@@ -129,6 +128,8 @@ def _render_finding(console, finding, consequences, by_id, verbose, ascii_only, 
             for line in finding.details.splitlines():
                 console.print(f"      [dim]{escape(line)}[/dim]")
         if finding.facts:
+            import json
+
             console.print(f"      [dim]facts: {escape(json.dumps(finding.facts, sort_keys=True))}[/dim]")
         shown = escape(finding.id)
         console.print(f"      [dim]id: {shown}; what it means: llmdoctor explain {shown}[/dim]")
