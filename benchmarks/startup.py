@@ -3,6 +3,7 @@
 
 Run from a (non-editable) environment that has llmdoctor, and torch for the comparison:
     python benchmarks/startup.py [--runs 15] [--no-scaling]
+The environment is the target interpreter, as when it is activated ($VIRTUAL_ENV).
 
 Part 1 runs each command as a fresh process, in turn (A B C A B C ...), and prints medians and
 ratios. The targets (issue 15, medians on a 2-core machine): `check --only path` <= 0.10 s,
@@ -44,7 +45,9 @@ def interleaved(commands: dict, runs: int, env: dict) -> dict:
 
 
 def part_one(runs: int) -> None:
-    env = dict(os.environ)
+    # as from an activated venv: the target interpreter (whose packages are diagnosed) is this one,
+    # not whatever python3 comes first on PATH (which may start slowly for reasons of its own)
+    env = dict(os.environ, VIRTUAL_ENV=os.environ.get("VIRTUAL_ENV") or sys.prefix)
     commands = {"python -c pass": [sys.executable, "-c", "pass"]}
     commands.update({f"llmdoctor {args}": [llmdoctor(), *args.split()] for args in TARGETS})
     has_torch = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True).returncode == 0

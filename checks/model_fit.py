@@ -17,11 +17,12 @@ def machine_memory() -> dict:
     """Free memory per GPU (NVML) and available system RAM: what fit compares with."""
     facts: dict = {"gpus": []}
     try:
-        import pynvml
+        from llmdoctor.checks.nvidia_driver import nvml_library_missing, probe_nvml
 
-        from llmdoctor.checks.nvidia_driver import probe_nvml
+        if not nvml_library_missing():
+            import pynvml
 
-        facts["gpus"] = probe_nvml(pynvml).get("gpus", [])
+            facts["gpus"] = probe_nvml(pynvml).get("gpus", [])
     except Exception:  # noqa: BLE001 - no NVML: no GPU to place layers on
         pass
     facts["ram_available"] = _ram_available()
@@ -99,6 +100,8 @@ def probe(context: ProbeContext) -> dict:
     names = list(context.options.get("models") or [])
     if context.config is not None:
         names += [m.name for m in context.config.models if m.name not in names]
+    if not names:  # nothing to judge (the disk check reads this list): no NVML, no model reader
+        return {"models": []}
     timeout = float(context.config.threshold("network_timeout_s")) if context.config else 3.0
     return {"models": describe_models(names, context.offline, timeout), **machine_memory()}
 

@@ -99,10 +99,22 @@ def _gpu_facts(nvml, index: int) -> dict:
 
 
 def nvml_library_missing() -> bool:
-    """Linux: whether ``libnvidia-ml.so.1`` cannot be loaded, the first thing pynvml's ``nvmlInit``
-    tries; asked without importing pynvml, a 1 MB module (30-60 ms) that a machine without an
-    NVIDIA driver has no use for."""
+    """Linux: whether ``libnvidia-ml.so.1`` cannot be loaded, the first thing the pynvml of
+    nvidia-ml-py (or its pynvml shim) tries in ``nvmlInit``; asked without importing it, a 1 MB
+    module (30-60 ms) that a machine without an NVIDIA driver has no use for. Any other pynvml
+    module (a fork, a test double) is asked itself."""
     if not sys.platform.startswith("linux"):
+        return False
+    import importlib.util
+
+    spec = importlib.util.find_spec("pynvml")
+    folder = os.path.dirname(spec.origin) if spec and spec.origin else ""
+    try:
+        names = os.listdir(folder) if folder else []
+    except OSError:
+        names = []
+    if not any(n.endswith(".dist-info") and n.lower().startswith(("nvidia_ml_py-", "nvidia_ml_py3-", "pynvml-"))
+               for n in names):
         return False
     import ctypes
 

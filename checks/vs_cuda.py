@@ -20,7 +20,6 @@ installation guide for Windows (https://docs.nvidia.com/cuda/cuda-installation-g
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import os
 import re
@@ -191,6 +190,8 @@ def _file_digests(folder: Optional[str]) -> dict:
         path = os.path.join(folder, name)
         if os.path.isfile(path):
             with open(path, "rb") as handle:
+                import hashlib
+
                 digests[name] = hashlib.sha256(handle.read()).hexdigest()
     return digests
 

@@ -222,7 +222,7 @@ def run_check(*, only: Optional[list] = None, skip: Optional[list] = None, outpu
               output: Optional[Path] = None, as_json: bool = False, verbose: bool = False,
               snapshot: Optional[Path] = None, python: Optional[str] = None, strict: bool = False,
               offline: bool = False, models: Optional[list] = None, deep: bool = False,
-              require: Optional[Path] = None) -> int:
+              require: Optional[Path] = None, target_started=None) -> int:
     """``llmdoctor check``: diagnose this machine (or a snapshot), print or write the report, and
     return the exit code. Called by the typer command and by the fast path (``llmdoctor.entry``)."""
     import time
@@ -232,14 +232,13 @@ def run_check(*, only: Optional[list] = None, skip: Optional[list] = None, outpu
 
     started = time.monotonic()
     registry, config = load()
-    target_started = None
-    if snapshot is None and not only:
+    if target_started is None and snapshot is None and not only:
         # every check runs, and most read the target interpreter: start it now, so that it starts
         # while the checks are imported rather than after
         from llmdoctor.target import start_probe
 
-        target, how = target_and_how(python)
-        target_started = start_probe(target, timeout=float(config.threshold("probe_timeout_s")) * 2)
+        target_started = start_probe(target_and_how(python)[0],
+                                     timeout=float(config.threshold("probe_timeout_s")) * 2)
     check_ids, skipped = selection(registry, config, only, skip)
     if "model-fit" in check_ids and not models and not config.models:
         skipped.setdefault("model-fit", "no model named (--model, or [[models]] in the configuration)")
@@ -254,8 +253,7 @@ def run_check(*, only: Optional[list] = None, skip: Optional[list] = None, outpu
         data = load_snapshot(snapshot)
     else:
         to_probe = [c for c in check_ids if c not in skipped]
-        if target_started is None:
-            target, how = target_and_how(python)
+        target, how = target_and_how(python)
         data = collect_live(registry, config, to_probe, target, offline,
                             options={"models": list(models or []), "deep": deep, "require": requirements},
                             target_started=target_started)

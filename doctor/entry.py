@@ -93,6 +93,17 @@ def _help_fits() -> bool:
     return name in ("llmdoctor", "llmdoctor.exe") and shutil.get_terminal_size().columns >= 80
 
 
+def _start_target_probe(python: Optional[str]):
+    """A full check reads the target interpreter: start it before anything else is imported (a
+    --python that names nothing is left for the check to report)."""
+    from llmdoctor.target import TargetError, choose_target, start_probe
+
+    try:
+        return start_probe(choose_target(python)[0], timeout=10.0)  # the default probe timeout, doubled
+    except TargetError:
+        return None
+
+
 def main() -> None:
     argv = sys.argv[1:]
     if argv in (["--help"], ["-h"]) and _help_fits():
@@ -108,6 +119,8 @@ def main() -> None:
         return
     parsed = parse_check(argv)
     if parsed is not None:
+        if not parsed.get("only") and parsed.get("snapshot") is None:
+            parsed["target_started"] = _start_target_probe(parsed.get("python"))
         from llmdoctor.cli_support import guarded, run_check
 
         guarded(lambda: run_check(**parsed))

@@ -124,15 +124,18 @@ def _scan_distributions(groups: tuple) -> dict:
 
 
 def _cache_file() -> str:
+    import zlib
+
+    name = f"plugins-{zlib.crc32(sys.prefix.encode('utf-8', 'surrogateescape')):08x}.json"  # one per environment
     override = os.environ.get("LLMDOCTOR_CACHE_DIR")
     if override:
-        return os.path.join(override, "plugins.json")
+        return os.path.join(override, name)
     if sys.platform.startswith("linux"):  # platformdirs' answer there, without importing it
         base = os.environ.get("XDG_CACHE_HOME", "").strip() or os.path.expanduser("~/.cache")
-        return os.path.join(base, "llmdoctor", "plugins.json")
+        return os.path.join(base, "llmdoctor", name)
     from platformdirs import user_cache_dir
 
-    return os.path.join(user_cache_dir("llmdoctor", appauthor=False), "plugins.json")
+    return os.path.join(user_cache_dir("llmdoctor", appauthor=False), name)
 
 
 def _path_key() -> list:

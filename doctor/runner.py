@@ -87,7 +87,9 @@ def collect(
     ``with_target`` (``llmdoctor collect``: a snapshot for someone else should be complete).
     """
     platform = probe_platform()
-    threads = [_ProbeThread(registry.checks[c], context) for c in check_ids]
+    # a check that does not apply here (vs-cuda off Windows) is not probed: its rules would not run
+    not_applicable = {c: why for c in check_ids if (why := _not_applicable(registry.checks[c], platform))}
+    threads = [_ProbeThread(registry.checks[c], context) for c in check_ids if c not in not_applicable]
     target_thread = threading.Thread(target=context.target, daemon=True) if with_target else None
     started = time.monotonic()
     if target_thread:
@@ -109,6 +111,8 @@ def collect(
             facts[check_id] = thread.facts
             meta[check_id] = {"duration_ms": round(thread.duration_ms, 1)}
         meta[check_id]["facts_version"] = thread.check.facts_version
+    for check_id, why in not_applicable.items():
+        meta[check_id] = {"not_applicable": why, "facts_version": registry.checks[check_id].facts_version}
     if target_thread:
         target_thread.join(max(0.0, started + context.timeout * 2 + GRACE_S - time.monotonic()))
     target = context.target_if_probed() or {}
@@ -116,6 +120,15 @@ def collect(
         target = {"requested": context.python, "error": "target probe did not finish"}
     snapshot = new_snapshot(platform, target, facts, meta)
     return redactor.obj(snapshot)
+
+
+def _not_applicable(check, platform: dict) -> str:
+    """Why ``check`` means nothing on this platform, or '' (a plugin's ``applies`` that raises is
+    asked again by the rules' run, which reports it)."""
+    try:
+        return (check.applies(platform) or "") if check.applies else ""
+    except Exception:  # noqa: BLE001
+        return ""
 
 
 def with_requirements(registry: Registry, check_ids: list) -> list:
@@ -308,7 +321,7 @@ def diagnose(
             diagnosis.results.append(CheckResult(check_id, check.title, "skipped",
                                                  reason=skipped_by_user[check_id], source=source))
             continue
-        reason = check.applies(platform) if check.applies else None
+        reason = _not_applicable(check, platform)
         if reason:
             diagnosis.results.append(CheckResult(check_id, check.title, "skipped", reason=reason,
                                                  source=source))

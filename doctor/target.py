@@ -19,7 +19,7 @@ from llmdoctor.errors import UserError
 # Runs inside the target interpreter (any Python 3.7+): versions from metadata, no imports
 # of the packages themselves.
 PROBE_SCRIPT = r"""
-import json, os, sys, platform
+import os, sys
 # name and version from the .dist-info / .egg-info folder names on sys.path: listing
 # folders is several times faster than parsing every METADATA file
 packages = {}
@@ -49,13 +49,32 @@ try:
             paths.append(path)
 except Exception:
     pass
-print(json.dumps({
+def encode(value):
+    # JSON without importing json (and with it re: a third of this script's time), \u-escaped
+    # as json.dumps escapes, lone surrogates of undecodable file names included
+    if isinstance(value, dict):
+        return "{" + ",".join(encode(str(k)) + ":" + encode(v) for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(encode(v) for v in value) + "]"
+    out = []
+    for character in str(value):
+        code = ord(character)
+        if 32 <= code < 127 and character not in '"\\':
+            out.append(character)
+        elif code < 0x10000:
+            out.append("\\u%04x" % code)
+        else:
+            code -= 0x10000
+            out.append("\\u%04x\\u%04x" % (0xD800 + (code >> 10), 0xDC00 + (code & 0x3FF)))
+    return '"' + "".join(out) + '"'
+implementation = {"cpython": "CPython", "pypy": "PyPy", "ironpython": "IronPython", "jython": "Jython"}
+print(encode({
     "executable": sys.executable,
     "site_packages": paths,
-    "version": platform.python_version(),
+    "version": sys.version.split()[0],  # platform.python_version(), without importing platform
     "prefix": sys.prefix,
     "base_prefix": getattr(sys, "base_prefix", sys.prefix),
-    "implementation": platform.python_implementation(),
+    "implementation": implementation.get(sys.implementation.name, sys.implementation.name),
     "packages": packages,
     "path": [p for p in sys.path if p],
 }))

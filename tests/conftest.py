@@ -63,6 +63,7 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("LLMDOCTOR_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("LLMDOCTOR_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("LLMDOCTOR_CACHE_DIR", str(tmp_path / "cache"))  # the plugin cache: HOME stays as set up
     # never the internet: network checks are off unless a test turns them on (and then the
     # "official endpoint" is a closed port on this machine, not huggingface.co)
     monkeypatch.setenv("LLMDOCTOR_OFFLINE", "1")

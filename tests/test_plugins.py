@@ -139,8 +139,13 @@ print(json.dumps({"ids": ids, "scanned": "importlib.metadata" in sys.modules}))
 
 
 def test_the_plugin_cache_follows_installs_and_removals(plugin_venv, tmp_path):
+    stable = tmp_path / "stable"
+    stable.mkdir()
+
     def look() -> dict:
-        result = subprocess.run([str(plugin_venv), "-c", SCAN_PROBE], capture_output=True, text=True, timeout=60)
+        # run from a folder that does not change: '' on sys.path is the working folder, part of the key
+        result = subprocess.run([str(plugin_venv), "-c", SCAN_PROBE], capture_output=True, text=True, timeout=60,
+                                cwd=stable)
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)
 

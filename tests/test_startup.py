@@ -117,3 +117,21 @@ def test_the_built_ins_are_the_entry_points_in_pyproject():
 
     declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]
     assert declared[CHECK_GROUP] == BUILTIN_CHECKS and declared[FIX_GROUP] == BUILTIN_FIXES
+
+
+def test_the_target_probe_writes_json_without_importing_it():
+    """The probe script's own encoder: what json.loads reads back is what it was given."""
+    from llmdoctor.target import PROBE_SCRIPT
+
+    source = PROBE_SCRIPT[PROBE_SCRIPT.index("def encode(value):"):PROBE_SCRIPT.index("implementation = {")]
+    namespace: dict = {}
+    exec(source, namespace)  # noqa: S102 - our own script's function
+    value = {"quote\"back\\slash": ["tab\tnew\nline", "é ü 中文", "\U0001f600 astral", "lone \udcff surrogate",
+                                    "\x00\x1f\x7f\x80", ""], "nested": {"k": ["v", {"x": "y"}]}}
+    assert json.loads(namespace["encode"](value)) == value
+    result = subprocess.run([sys.executable, "-X", "importtime", "-c", PROBE_SCRIPT], capture_output=True,
+                            text=True, timeout=60)
+    facts = json.loads(result.stdout)
+    assert facts["version"] == sys.version.split()[0] and facts["executable"]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
+    assert "json" not in imported and "platform" not in imported
