@@ -7,7 +7,6 @@ imports heavy packages.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -205,6 +204,8 @@ def probe_target(python: str, timeout: float = 10.0) -> dict:
         reason = result.error or (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]
         return {"requested": python, "error": f"could not run the target interpreter: {reason}"}
     try:
+        import json
+
         data = json.loads(result.stdout)
     except ValueError:
         return {"requested": python, "error": "the target interpreter printed no JSON"}
