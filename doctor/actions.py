@@ -180,6 +180,10 @@ def _reverse_value(env: ActionEnv, scope: str, name: str, state: dict, *, check_
 class _RegistryValue(Action):
     new_terminal = True
 
+    @property
+    def needs_admin(self) -> bool:  # the system environment (HKLM) needs administrator rights
+        return self.scope == "machine"
+
     def _name(self) -> str:
         return self.name
 
@@ -235,10 +239,6 @@ class SetEnvVar(_RegistryValue):
     expected: Optional[tuple] = None
     kind: str = field(default="set-env", init=False)
 
-    @property
-    def needs_admin(self) -> bool:
-        return self.scope == "machine"
-
     def describe(self) -> str:
         return f"set {self.scope} variable {self.name} ({self.value_type}, {len(self.value):,} characters)"
 
@@ -277,10 +277,6 @@ class PrependPathEntry(_RegistryValue):
     entry: str
     kind: str = field(default="prepend-path", init=False)
 
-    @property
-    def needs_admin(self) -> bool:
-        return self.scope == "machine"
-
     def describe(self) -> str:
         return f"put {self.entry} first in the {self.scope} Path"
 
@@ -308,10 +304,6 @@ class DeleteEnvVar(_RegistryValue):
     scope: str
     name: str
     kind: str = field(default="delete-env", init=False)
-
-    @property
-    def needs_admin(self) -> bool:
-        return self.scope == "machine"
 
     def describe(self) -> str:
         return f"delete {self.scope} variable {self.name}"

@@ -164,15 +164,7 @@ def parse_config(data: dict, source: str, prefix: str = "") -> Config:
         raise ConfigError(f"{where('skip')}: must be a list of check ids")
 
     thresholds = dict(DEFAULT_THRESHOLDS)
-    raw_thresholds = data.get("thresholds", {})
-    if not isinstance(raw_thresholds, dict):
-        raise ConfigError(f"{where('thresholds')}: must be a table")
-    for key, value in raw_thresholds.items():
-        if key not in DEFAULT_THRESHOLDS:
-            raise ConfigError(
-                f"{where('thresholds.' + key)}: unknown threshold "
-                f"(expected one of {', '.join(sorted(DEFAULT_THRESHOLDS))})"
-            )
+    for key, value in _table_items(data, "thresholds", DEFAULT_THRESHOLDS, where, "unknown threshold"):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise ConfigError(f"{where('thresholds.' + key)}: must be a non-negative number")
         if value == 0 and key in POSITIVE_THRESHOLDS:
@@ -221,12 +213,7 @@ def parse_config(data: dict, source: str, prefix: str = "") -> Config:
         acks.append(Acknowledgement(id=item["id"], reason=item["reason"].strip(), expires=expires))
 
     hf = dict(DEFAULT_HF)
-    raw_hf = data.get("hf", {})
-    if not isinstance(raw_hf, dict):
-        raise ConfigError(f"{where('hf')}: must be a table")
-    for key, value in raw_hf.items():
-        if key not in DEFAULT_HF:
-            raise ConfigError(f"{where('hf.' + key)}: unknown key (expected one of {', '.join(sorted(DEFAULT_HF))})")
+    for key, value in _table_items(data, "hf", DEFAULT_HF, where, "unknown key"):
         if key == "mirrors":
             if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
                 raise ConfigError(f"{where('hf.mirrors')}: must be a list of URLs")
@@ -251,6 +238,17 @@ def parse_config(data: dict, source: str, prefix: str = "") -> Config:
         acknowledge=tuple(acks),
         hf=hf,
     )
+
+
+def _table_items(data: dict, name: str, known: dict, where, unknown: str) -> list:
+    """The (key, value) pairs of the table ``name``, each key one of ``known``'s."""
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where(name)}: must be a table")
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"{where(name + '.' + key)}: {unknown} (expected one of {', '.join(sorted(known))})")
+    return list(table.items())
 
 
 def _list_of(data: dict, key: str, where) -> list:

@@ -75,6 +75,13 @@ def _number(value, where: str, minimum: float = 0.0) -> float:
     return float(value)
 
 
+def _table(data: dict, key: str, where, what: str) -> dict:
+    value = data[key]
+    if not isinstance(value, dict):
+        raise RequirementError(f"{where(key)}: must be {what}")
+    return value
+
+
 def parse(data, source: str, prefix: str = "require") -> dict:
     """The requirements in ``data`` (a TOML table), validated; values normalised."""
     def where(key: str) -> str:
@@ -101,9 +108,7 @@ def parse(data, source: str, prefix: str = "require") -> dict:
                                    "or \"cpu\"")
         result["torch-cuda"] = value.strip()
     if "packages" in data:
-        packages = data["packages"]
-        if not isinstance(packages, dict):
-            raise RequirementError(f"{where('packages')}: must be a table of name = \"specifier\"")
+        packages = _table(data, "packages", where, "a table of name = \"specifier\"")
         result["packages"] = {}
         for name, spec in packages.items():
             if not PACKAGE_NAME.match(str(name)):
@@ -111,9 +116,7 @@ def parse(data, source: str, prefix: str = "require") -> dict:
             _specifier(spec, where(f"packages.{name}"))
             result["packages"][str(name)] = spec.strip()
     if "gpus" in data:
-        gpus = data["gpus"]
-        if not isinstance(gpus, dict):
-            raise RequirementError(f"{where('gpus')}: must be a table (count, memory_gb, compute_capability)")
+        gpus = _table(data, "gpus", where, "a table (count, memory_gb, compute_capability)")
         for key in gpus:
             if key not in GPU_KEYS:
                 raise RequirementError(f"{where('gpus.' + str(key))}: unknown key (expected one of "
@@ -143,10 +146,9 @@ def parse(data, source: str, prefix: str = "require") -> dict:
         result["ffmpeg"] = {"encoders": list(encoders)}
     if "hf-endpoint" in data:
         value = data["hf-endpoint"]
-        from urllib.parse import urlsplit
+        from llmdoctor.knowledge.hf import is_http_url
 
-        if not isinstance(value, str) or (value != "official" and (
-                urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc)):
+        if not isinstance(value, str) or (value != "official" and not is_http_url(value)):
             raise RequirementError(f"{where('hf-endpoint')}: must be \"official\" or an http(s) URL")
         result["hf-endpoint"] = value.rstrip("/")
     if "hf-reachable" in data:
@@ -154,9 +156,7 @@ def parse(data, source: str, prefix: str = "require") -> dict:
             raise RequirementError(f"{where('hf-reachable')}: must be true or false")
         result["hf-reachable"] = data["hf-reachable"]
     if "disk" in data:
-        disk = data["disk"]
-        if not isinstance(disk, dict):
-            raise RequirementError(f"{where('disk')}: must be a table of location = free GB")
+        disk = _table(data, "disk", where, "a table of location = free GB")
         result["disk"] = {}
         for location, amount in disk.items():
             if location != "hf-cache" and not str(location).startswith(("/", "~")) and not re.match(

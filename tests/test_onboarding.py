@@ -7,10 +7,10 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from tiny_packages import write_package
 
 from llmdoctor.checks.require import rules
 from llmdoctor.config import Config
@@ -212,17 +212,8 @@ def test_profile_text_is_valid_toml_for_odd_values():
 
 
 def _wheel(folder: Path, name: str, version: str, out: Path) -> None:
-    source = folder / f"{name}-{version}"
-    (source / name.replace("-", "_")).mkdir(parents=True)
-    (source / name.replace("-", "_") / "__init__.py").write_text(f"__version__ = {version!r}\n")
-    (source / "pyproject.toml").write_text(textwrap.dedent(f"""
-        [build-system]
-        requires = ["setuptools>=64"]
-        build-backend = "setuptools.build_meta"
-        [project]
-        name = "{name}"
-        version = "{version}"
-        """))
+    source = write_package(folder / f"{name}-{version}", name, version,
+                           packages={name.replace("-", "_"): f"__version__ = {version!r}\n"})
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
                     "-q", "-w", str(out), str(source)], check=True, timeout=300, capture_output=True)
 

@@ -11,23 +11,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-
-PLUGIN_PYPROJECT = """\
-[build-system]
-requires = ["setuptools>=64"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "llmdoctor-example-plugin"
-version = "0.3.0"
-
-[tool.setuptools]
-py-modules = ["llmdoctor_example", "llmdoctor_broken"]
-
-[project.entry-points."llmdoctor.checks"]
-gpu-fan = "llmdoctor_example:CHECK"
-broken = "llmdoctor_broken:CHECK"
-"""
+from tiny_packages import write_package
 
 PLUGIN_MODULE = '''\
 """An example plugin check."""
@@ -51,11 +35,11 @@ CHECK = Check(id="gpu-fan", title="GPU fan", probe=probe, rules=rules)
 @pytest.fixture(scope="module")
 def plugin_venv(tmp_path_factory):
     root = tmp_path_factory.mktemp("plugin")
-    package = root / "package"
-    package.mkdir()
-    (package / "pyproject.toml").write_text(PLUGIN_PYPROJECT)
-    (package / "llmdoctor_example.py").write_text(PLUGIN_MODULE)
-    (package / "llmdoctor_broken.py").write_text("raise ImportError('needs libfan.so')\n")
+    package = write_package(root / "package", "llmdoctor-example-plugin", "0.3.0",
+                            modules={"llmdoctor_example": PLUGIN_MODULE,
+                                     "llmdoctor_broken": "raise ImportError('needs libfan.so')\n"},
+                            entry_points={"llmdoctor.checks": {"gpu-fan": "llmdoctor_example:CHECK",
+                                                               "broken": "llmdoctor_broken:CHECK"}})
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
@@ -107,22 +91,6 @@ def test_plugin_autoload_can_be_switched_off(plugin_venv):
     assert "gpu-fan" not in ids and {"path", "disk"} <= ids and not data["load_errors"]
 
 
-LATE_PYPROJECT = """\
-[build-system]
-requires = ["setuptools>=64"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "llmdoctor-late-plugin"
-version = "1.0"
-
-[tool.setuptools]
-py-modules = ["llmdoctor_late"]
-
-[project.entry-points."llmdoctor.checks"]
-late = "llmdoctor_late:CHECK"
-"""
-
 LATE_MODULE = '''\
 from llmdoctor.models import Check
 
@@ -152,10 +120,8 @@ def test_the_plugin_cache_follows_installs_and_removals(plugin_venv, tmp_path):
     first, second = look(), look()
     assert "gpu-fan" in first["ids"] and "late" not in first["ids"]
     assert first["scanned"] and not second["scanned"] and second["ids"] == first["ids"]  # the cache answered
-    package = tmp_path / "late"
-    package.mkdir()
-    (package / "pyproject.toml").write_text(LATE_PYPROJECT)
-    (package / "llmdoctor_late.py").write_text(LATE_MODULE)
+    package = write_package(tmp_path / "late", "llmdoctor-late-plugin", "1.0", modules={"llmdoctor_late": LATE_MODULE},
+                            entry_points={"llmdoctor.checks": {"late": "llmdoctor_late:CHECK"}})
     pip = [sys.executable, "-m", "pip", "--python", str(plugin_venv)]
     installed = subprocess.run([*pip, "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
                                 str(package)], capture_output=True, text=True, timeout=300)
