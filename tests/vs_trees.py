@@ -2,7 +2,9 @@
 installs (BuildCustomizations, MSVC toolsets with their yvals_core.h), CUDA toolkits (their
 MSBuildExtensions and host_config.h), and a stand-in for vswhere that answers as the real
 one does (Build Tools only with ``-products *``, previews only with ``-prerelease``).
-Layout and file names follow ../shared/reference/windows-cuda.md."""
+Layout and file names follow the CUDA installation guide for Windows
+(https://docs.nvidia.com/cuda/cuda-installation-guide-microsoft-windows/) and vswhere's own
+documentation (https://github.com/microsoft/vswhere/wiki)."""
 
 from __future__ import annotations
 
