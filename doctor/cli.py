@@ -140,7 +140,7 @@ def report_command(
         skipped["require"] = "no requirements (--require FILE, or [require] in the configuration)"
 
     def diagnose_one(snapshot: dict):
-        return diagnose(snapshot, registry, config, check_ids, dict(skipped))
+        return diagnose(snapshot, registry, config, check_ids=check_ids, skipped_by_user=dict(skipped))
 
     missing = [str(p) for p in snapshots if not p.exists()]
     if missing:
@@ -203,7 +203,7 @@ def slurm_health(
             to_probe = [c for c in check_ids if c not in skipped]
             target, _ = target_and_how(None)
             data = collect_live(registry, config, to_probe, target, True, options={"require": requirements})
-            outcome["diagnosis"] = diagnose(data, registry, config, check_ids, skipped)
+            outcome["diagnosis"] = diagnose(data, registry, config, check_ids=check_ids, skipped_by_user=skipped)
         except BaseException as exc:  # noqa: BLE001 - reported below, in one line
             outcome["error"] = exc
 

@@ -258,7 +258,7 @@ def run_check(*, only: Optional[list] = None, skip: Optional[list] = None, outpu
                             options={"models": list(models or []), "deep": deep, "require": requirements},
                             target_started=target_started)
         data["target_choice"] = {"python": target, "how": how}
-    diagnosis = diagnose(data, registry, config, check_ids, skipped, strict=strict)
+    diagnosis = diagnose(data, registry, config, check_ids=check_ids, skipped_by_user=skipped, strict=strict)
     fmt = "json" if as_json else str(getattr(output_format, "value", output_format))
     if fmt == "json":
         import json

@@ -100,7 +100,7 @@ def _diagnose(session: FixSession, fix_ids: list):
         probe_options["hf_candidates"] = mirrors(session.options, session.config, dict(os.environ))  # probe-verified
     snapshot = collect_live(registry, session.config, check_ids, session.python, options=probe_options)
     skipped = {c: "skipped by the configuration" for c in getattr(session.config, "skip", ()) if c in check_ids}
-    return snapshot, diagnose(snapshot, registry, session.config, check_ids, skipped)
+    return snapshot, diagnose(snapshot, registry, session.config, check_ids=check_ids, skipped_by_user=skipped)
 
 
 def run_fixes(session: FixSession, *, requested: list, apply_all: bool) -> int:

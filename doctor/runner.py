@@ -305,11 +305,13 @@ def diagnose(
     snapshot: dict,
     registry: Registry,
     config: Config,
+    *,
     check_ids: list,
-    skipped_by_user: dict,
+    skipped_by_user: Optional[dict] = None,
     strict: bool = False,
     today=None,
 ) -> Diagnosis:
+    skipped_by_user = skipped_by_user or {}
     platform = snapshot["platform"]
     context = RuleContext(platform=platform, config=config, all_facts=snapshot["facts"])
     choice = snapshot.get("target_choice")

@@ -22,7 +22,7 @@ def _registry(*checks) -> Registry:
 def _run(registry, strict=False):
     context = ProbeContext(python=sys.executable, timeout=2.0)
     snapshot = collect(registry, sorted(registry.checks), context, Redactor())
-    return snapshot, diagnose(snapshot, registry, Config(), sorted(registry.checks), {}, strict=strict)
+    return snapshot, diagnose(snapshot, registry, Config(), check_ids=sorted(registry.checks), strict=strict)
 
 
 def test_proc_kills_a_hung_tool_and_its_children(tmp_path):

@@ -344,7 +344,7 @@ def test_broken_driver_is_shown_once_as_the_root_cause(tmp_path):
                 "facts": {"nvidia-driver": driver_facts(init_error=FakeNVML.NVML_ERROR_DRIVER_NOT_LOADED),
                           "torch": torch_facts(tmp_path, "2.6.0+cu124", "12.4")}, "probes": {}}
     registry = load_registry()
-    diagnosis = diagnose(snapshot, registry, Config(), ["nvidia-driver", "torch"], {})
+    diagnosis = diagnose(snapshot, registry, Config(), check_ids=["nvidia-driver", "torch"])
     text = render_diagnosis(diagnosis)
     assert "which causes: torch 2.6.0+cu124 cannot use the GPU" in text
     assert "a consequence of nvidia-driver.nvml-error, shown above" in text
