@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-import os
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -79,15 +78,9 @@ class Config:
 
 
 def user_config_file() -> Path:
-    override = os.environ.get("LLMDOCTOR_CONFIG_DIR")
-    if override:
-        return Path(override) / "config.toml"
-    if sys.platform.startswith("linux"):  # what platformdirs says there, without importing it (7 ms)
-        base = os.environ.get("XDG_CONFIG_HOME", "").strip() or os.path.expanduser("~/.config")
-        return Path(base) / "llmdoctor" / "config.toml"
-    from platformdirs import user_config_dir
+    from llmdoctor.dirs import user_dir
 
-    return Path(user_config_dir("llmdoctor", appauthor=False)) / "config.toml"
+    return user_dir("config") / "config.toml"
 
 
 def find_config_file(cwd: Optional[Path] = None) -> tuple:

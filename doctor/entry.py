@@ -96,10 +96,11 @@ def _help_fits() -> bool:
 def _start_target_probe(python: Optional[str]):
     """A full check reads the target interpreter: start it before anything else is imported (a
     --python that names nothing is left for the check to report)."""
+    from llmdoctor.config import DEFAULT_THRESHOLDS
     from llmdoctor.target import TargetError, choose_target, start_probe
 
-    try:
-        return start_probe(choose_target(python)[0], timeout=10.0)  # the default probe timeout, doubled
+    try:  # the configuration is not read yet: its default probe timeout, doubled as run_check doubles it
+        return start_probe(choose_target(python)[0], timeout=DEFAULT_THRESHOLDS["probe_timeout_s"] * 2)
     except TargetError:
         return None
 

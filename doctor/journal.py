@@ -29,12 +29,9 @@ class JournalError(UserError):
 
 
 def state_dir() -> Path:
-    override = os.environ.get("LLMDOCTOR_STATE_DIR")
-    if override:
-        return Path(override)
-    from platformdirs import user_state_dir
+    from llmdoctor.dirs import user_dir
 
-    return Path(user_state_dir("llmdoctor", appauthor=False))
+    return user_dir("state")
 
 
 def journal_dir() -> Path:

@@ -127,15 +127,9 @@ def _cache_file() -> str:
     import zlib
 
     name = f"plugins-{zlib.crc32(sys.prefix.encode('utf-8', 'surrogateescape')):08x}.json"  # one per environment
-    override = os.environ.get("LLMDOCTOR_CACHE_DIR")
-    if override:
-        return os.path.join(override, name)
-    if sys.platform.startswith("linux"):  # platformdirs' answer there, without importing it
-        base = os.environ.get("XDG_CACHE_HOME", "").strip() or os.path.expanduser("~/.cache")
-        return os.path.join(base, "llmdoctor", name)
-    from platformdirs import user_cache_dir
+    from llmdoctor.dirs import user_dir
 
-    return os.path.join(user_cache_dir("llmdoctor", appauthor=False), name)
+    return str(user_dir("cache") / name)
 
 
 def _path_key() -> list:
@@ -201,6 +195,7 @@ class _Table(Mapping):
         self._registry, self._kind, self._group = registry, kind, group
         self._builtins, self._expected = builtins, expected
         self._items: dict = {}
+        self._tried: set = set()  # built-ins imported (or failed to): each is tried once
         self._plugins_loaded = False
 
     def _accept(self, item_id_hint: str, value: str, source: str, load) -> None:
@@ -227,7 +222,8 @@ class _Table(Mapping):
         self._registry.sources[(self._kind, item.id)] = source
 
     def _load_builtin(self, item_id: str) -> None:
-        if item_id not in self._items and item_id in self._builtins:
+        if item_id not in self._tried and item_id in self._builtins:
+            self._tried.add(item_id)
             value = self._builtins[item_id]
             self._accept(item_id, value, OWN_SOURCE, lambda: _import(value))
 
@@ -298,11 +294,6 @@ class Registry:
             self._entry_points = plugin_entry_points((CHECK_GROUP, FIX_GROUP))
         return self._entry_points
 
-    def load_all(self) -> Registry:
-        self.checks.load_all()
-        self.fixes.load_all()
-        return self
-
     def source_of(self, kind: str, item_id: str) -> str:
         return self.sources.get((kind, item_id), "?")
 
@@ -315,6 +306,6 @@ class Registry:
 
 
 def load_registry() -> Registry:
-    """The registry; checks and fixes are imported as they are asked for (``load_all()`` for
-    every one now, with load errors recorded)."""
+    """The registry; checks and fixes are imported as they are asked for, and load errors
+    recorded in ``errors``."""
     return Registry()

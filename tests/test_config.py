@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +92,23 @@ def test_expired_acknowledgement_counts_again(cli, tmp_path):
     data = result.json()
     ids = {f["id"] for c in data["checks"] for f in c["findings"]}
     assert "config.acknowledgement-expired" in ids and result.code == 1
+
+
+@pytest.mark.parametrize("kind", ["config", "cache", "state"])
+def test_llmdoctors_folders_are_platformdirs_answers(monkeypatch, tmp_path, kind):
+    """On Linux computed without importing platformdirs: the same folders, XDG variables included."""
+    import platformdirs
+
+    from llmdoctor.dirs import user_dir
+
+    monkeypatch.delenv(f"LLMDOCTOR_{kind.upper()}_DIR", raising=False)
+    for xdg in (None, str(tmp_path / "xdg")):
+        for name in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
+            if xdg:
+                monkeypatch.setenv(name, xdg)
+            else:
+                monkeypatch.delenv(name, raising=False)
+        expected = Path(getattr(platformdirs, f"user_{kind}_dir")("llmdoctor", appauthor=False))
+        assert user_dir(kind) == expected
+    monkeypatch.setenv(f"LLMDOCTOR_{kind.upper()}_DIR", str(tmp_path / "own"))
+    assert user_dir(kind) == tmp_path / "own"
